@@ -1,0 +1,37 @@
+"""Socket.IO-compatible realtime endpoints (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette."""
+
+from .adapters import Adapter, BroadcastOptions, MemoryAdapter
+from .broadcast import BroadcastOperator, RemoteSocket
+from .exceptions import (
+    AckTimeoutError,
+    ConnectionRejected,
+    DisconnectedError,
+    LocalProtocolError,
+    ProtocolError,
+    RealtimeError,
+    RemoteProtocolError,
+)
+from .namespace import Namespace
+from .router import RealtimeRouter
+from .server import Realtime
+from .socket import Handshake, Socket
+
+__all__ = [
+    "AckTimeoutError",
+    "Adapter",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "ConnectionRejected",
+    "DisconnectedError",
+    "Handshake",
+    "LocalProtocolError",
+    "MemoryAdapter",
+    "Namespace",
+    "ProtocolError",
+    "RealtimeError",
+    "Realtime",
+    "RealtimeRouter",
+    "RemoteProtocolError",
+    "RemoteSocket",
+    "Socket",
+]

@@ -1,0 +1,151 @@
+"""The adapter interface (protocol.md §6): room bookkeeping and the remote-capable operations.
+
+An adapter talks to its namespace only through `NamespaceHooks`, a few methods that deliver
+pre-encoded frames and act on local sockets; it never reaches into the server's private parts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._types import EioFrame
+from ..socketio.packet import Packet
+
+AckCallback = Callable[[list[Any] | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    """Which sockets a broadcast reaches, and how (protocol.md §6, `apply`)."""
+
+    rooms: frozenset[str] = frozenset()
+    except_rooms: frozenset[str] = frozenset()
+    volatile: bool = False
+    local: bool = False
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class SocketInfo:
+    """A snapshot of a socket that can travel between nodes."""
+
+    id: str
+    namespace: str
+    rooms: set[str]
+    data: dict[str, Any]
+    handshake: dict[str, Any] = field(default_factory=dict)
+
+
+class NamespaceHooks(Protocol):
+    """The narrow callback surface a namespace offers its adapter."""
+
+    name: str
+
+    def encode(self, packet: Packet) -> list[EioFrame]: ...
+
+    def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool: ...
+
+    def register_ack(self, sid: str, ack_id: int, callback: AckCallback) -> bool: ...
+
+    def next_ack_id(self) -> int: ...
+
+    def socket_info(self, sid: str) -> SocketInfo | None: ...
+
+    def disconnect_local(self, sid: str, close: bool) -> None: ...
+
+
+class Adapter(ABC):
+    """Per-namespace room state plus broadcast; subclasses add other nodes."""
+
+    def __init__(self, nsp: NamespaceHooks) -> None:
+        self.nsp = nsp
+        self.rooms: dict[str, set[str]] = {}
+        self.sids: dict[str, set[str]] = {}
+
+    async def init(self) -> None:
+        """Start background work (subscriptions, heartbeats)."""
+
+    async def close(self) -> None:
+        """Stop background work."""
+
+    async def server_count(self) -> int:
+        return 1
+
+    # -- local bookkeeping ---------------------------------------------------------------------
+    def add_all(self, sid: str, rooms: Iterable[str]) -> None:
+        joined = self.sids.setdefault(sid, set())
+        for room in rooms:
+            if room not in joined:
+                joined.add(room)
+                self.rooms.setdefault(room, set()).add(sid)
+
+    def remove(self, sid: str, room: str) -> None:
+        joined = self.sids.get(sid)
+        if joined is not None:
+            joined.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self.rooms[room]
+
+    def remove_all(self, sid: str) -> None:
+        for room in self.sids.pop(sid, ()):
+            members = self.rooms.get(room)
+            if members is not None:
+                members.discard(sid)
+                if not members:
+                    del self.rooms[room]
+
+    def socket_rooms(self, sid: str) -> set[str]:
+        return set(self.sids.get(sid, ()))
+
+    def matching(self, opts: BroadcastOptions) -> Iterable[str]:
+        """Local socket ids a broadcast with `opts` reaches: the rooms' union minus the except rooms."""
+        rooms = self.rooms
+        excluded: set[str] = set()
+        for room in opts.except_rooms:
+            excluded.update(rooms.get(room, ()))
+        if opts.rooms:
+            if len(opts.rooms) == 1:
+                (room,) = opts.rooms
+                members: Iterable[str] = rooms.get(room, ())
+            else:
+                union: set[str] = set()
+                for room in opts.rooms:
+                    union.update(rooms.get(room, ()))
+                members = union
+        else:
+            members = self.sids
+        if excluded:
+            return [sid for sid in members if sid not in excluded]
+        return list(members)
+
+    # -- operations (local here; cluster adapters also reach other nodes) -----------------
+    @abstractmethod
+    async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None: ...
+
+    @abstractmethod
+    async def broadcast_with_ack(
+        self, packet: Packet, opts: BroadcastOptions, on_count: Callable[[int], None], on_ack: AckCallback
+    ) -> None: ...
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketInfo]:
+        found = (self.nsp.socket_info(sid) for sid in self.matching(opts))
+        return [info for info in found if info is not None]
+
+    async def add_sockets(self, opts: BroadcastOptions, rooms: Sequence[str]) -> None:
+        for sid in self.matching(opts):
+            self.add_all(sid, rooms)
+
+    async def del_sockets(self, opts: BroadcastOptions, rooms: Sequence[str]) -> None:
+        for sid in self.matching(opts):
+            for room in rooms:
+                self.remove(sid, room)
+
+    async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        for sid in self.matching(opts):
+            self.nsp.disconnect_local(sid, close)

@@ -1,0 +1,164 @@
+"""The immutable broadcast builder: to(), except_(), volatile, local, timeout()."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .adapters.base import BroadcastOptions, SocketInfo
+from .exceptions import AckTimeoutError
+from .socketio.packet import Packet, PacketType
+
+if TYPE_CHECKING:
+    from .namespace import Namespace
+
+RoomArg = str | Iterable[str]
+
+DEFAULT_ACK_TIMEOUT = 5.0
+
+
+def rooms_of(args: tuple[RoomArg, ...]) -> frozenset[str]:
+    rooms: set[str] = set()
+    for arg in args:
+        if isinstance(arg, str):
+            rooms.add(arg)
+        else:
+            rooms.update(arg)
+    return frozenset(rooms)
+
+
+def ack_value(args: list[Any]) -> Any:
+    """An ack's arguments as one value: None for none, the value for one, a tuple for several."""
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    return tuple(args)
+
+
+def event_packet(namespace: str, event: str, args: tuple[Any, ...]) -> Packet:
+    if not isinstance(event, str):
+        raise TypeError("event name must be a string")
+    from .socketio.packet import RESERVED_EVENTS
+
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+    return Packet(PacketType.EVENT, namespace, [event, *args])
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSocket:
+    """A socket found by fetch_sockets: a snapshot plus the operations that work from any node."""
+
+    id: str
+    namespace: str
+    rooms: frozenset[str]
+    data: dict[str, Any]
+    handshake: dict[str, Any]
+    _nsp: Namespace
+
+    def _only(self) -> BroadcastOperator:
+        return BroadcastOperator(self._nsp, rooms=frozenset({self.id}))
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self._only().emit(event, *args)
+
+    async def join(self, *rooms: RoomArg) -> None:
+        await self._only().sockets_join(*rooms)
+
+    async def leave(self, *rooms: RoomArg) -> None:
+        await self._only().sockets_leave(*rooms)
+
+    async def disconnect(self, close: bool = False) -> None:
+        await self._only().disconnect_sockets(close)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOperator:
+    """Selects sockets in one namespace; every method returns a new operator or acts."""
+
+    nsp: Namespace
+    rooms: frozenset[str] = frozenset()
+    except_rooms: frozenset[str] = frozenset()
+    is_volatile: bool = False
+    is_local: bool = False
+    ack_timeout: float | None = None
+
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        return replace(self, rooms=self.rooms | rooms_of(rooms))
+
+    in_ = to
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return replace(self, except_rooms=self.except_rooms | rooms_of(rooms))
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        """Drop the packet for clients whose transport cannot take it right now."""
+        return replace(self, is_volatile=True)
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Reach this node's sockets only."""
+        return replace(self, is_local=True)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        if seconds <= 0:
+            raise ValueError("timeout must be positive")
+        return replace(self, ack_timeout=seconds)
+
+    @property
+    def options(self) -> BroadcastOptions:
+        return BroadcastOptions(self.rooms, self.except_rooms, self.is_volatile, self.is_local, self.ack_timeout)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.nsp.adapter.broadcast(event_packet(self.nsp.name, event, args), self.options)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        """Emit to every selected client and collect each one's ack.
+
+        Raises AckTimeoutError (with the acks that did arrive) if some client has not answered in time.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        responses: list[Any] = []
+        expected: list[int] = []
+
+        def check() -> None:
+            if expected and len(responses) >= sum(expected) and not done.done():
+                done.set_result(None)
+
+        def on_count(count: int) -> None:
+            expected.append(count)
+            check()
+
+        def on_ack(args: list[Any] | None) -> None:
+            if args is not None:
+                responses.append(ack_value(args))
+                check()
+
+        packet = event_packet(self.nsp.name, event, args)
+        await self.nsp.adapter.broadcast_with_ack(packet, self.options, on_count, on_ack)
+        limit = timeout if timeout is not None else self.ack_timeout or DEFAULT_ACK_TIMEOUT
+        try:
+            await asyncio.wait_for(done, limit)
+        except asyncio.TimeoutError:
+            raise AckTimeoutError(responses=list(responses)) from None
+        return responses
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        infos: list[SocketInfo] = await self.nsp.adapter.fetch_sockets(self.options)
+        return [
+            RemoteSocket(i.id, i.namespace, frozenset(i.rooms), i.data, i.handshake, self.nsp) for i in infos
+        ]
+
+    async def sockets_join(self, *rooms: RoomArg) -> None:
+        await self.nsp.adapter.add_sockets(self.options, sorted(rooms_of(rooms)))
+
+    async def sockets_leave(self, *rooms: RoomArg) -> None:
+        await self.nsp.adapter.del_sockets(self.options, sorted(rooms_of(rooms)))
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.nsp.adapter.disconnect_sockets(self.options, close)

@@ -1,0 +1,187 @@
+"""One Engine.IO connection seen from Socket.IO: its namespaces, its decoder, its event order.
+
+Packets from a client are handled one at a time in arrival order by a worker task that exists
+only while there is work, so an idle connection holds no task. ACKs skip the queue: a handler
+awaiting `emit_with_ack` must see the answer while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import RemoteProtocolError
+from .sessions import EngineSession
+from .socket import Socket, make_handshake
+from .socketio.packet import Packet, PacketType
+from .socketio.parser import Decoder
+
+if TYPE_CHECKING:
+    from .server import Realtime
+
+logger = logging.getLogger("fastapi_realtime")
+
+Job = Packet | Callable[[], Awaitable[None]]
+
+
+class Client:
+    __slots__ = ("server", "session", "decoder", "sockets", "_inbox", "_worker", "_space", "_connect_timer")
+
+    def __init__(self, server: Realtime, session: EngineSession) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = Decoder(max_attachments=server.max_attachments)
+        self.sockets: dict[str, Socket] = {}
+        self._inbox: deque[Job] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        loop = asyncio.get_running_loop()
+        self._connect_timer: asyncio.TimerHandle | None = loop.call_later(server.connect_timeout, self._connect_timeout)
+
+    def _connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.sockets:
+            self.session.close("forced close")
+
+    # -- incoming -------------------------------------------------------------------------
+    async def on_message(self, data: str | bytes) -> None:
+        try:
+            packet = self.decoder.feed(data)
+        except RemoteProtocolError as exc:
+            logger.info("closing %s: %s", self.session.sid, exc)
+            self.session.close("parse error")
+            return
+        if packet is None:
+            return
+        if packet.type is PacketType.ACK or packet.type is PacketType.BINARY_ACK:
+            socket = self.sockets.get(packet.namespace)
+            if socket is None:
+                self.close()
+            else:
+                socket.on_ack(packet)
+            return
+        self._enqueue(packet)
+        if len(self._inbox) > self.server.max_queue:
+            # Stop reading from this client until its handlers catch up.
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
+
+    def _enqueue(self, job: Job) -> None:
+        self._inbox.append(job)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        inbox = self._inbox
+        try:
+            while inbox:
+                job = inbox.popleft()
+                space = self._space
+                if space is not None and len(inbox) <= self.server.max_queue // 2:
+                    self._space = None
+                    if not space.done():
+                        space.set_result(None)
+                try:
+                    if isinstance(job, Packet):
+                        await self._dispatch(job)
+                    else:
+                        await job()
+                except Exception:
+                    logger.exception("error while handling a packet from %s", self.session.sid)
+        finally:
+            self._worker = None
+
+    async def _dispatch(self, packet: Packet) -> None:
+        if self.session.closed:
+            return
+        socket = self.sockets.get(packet.namespace)
+        kind = packet.type
+        if kind is PacketType.CONNECT:
+            if socket is not None:
+                self.close()  # a second CONNECT for the same namespace: invalid state
+            else:
+                await self._connect(packet)
+        elif socket is None:
+            self.close()  # a packet for a namespace the client has not joined
+        elif kind is PacketType.DISCONNECT:
+            socket.on_close("client namespace disconnect")
+        else:
+            await socket.handle_event(packet)
+
+    async def _connect(self, packet: Packet) -> None:
+        server = self.server
+        name = packet.namespace
+        auth: dict[str, Any] = packet.data if packet.data is not None else {}
+        nsp = await server.namespace_for(name, auth)
+        if nsp is None:
+            self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
+            return
+        socket = Socket(nsp, self, server.generate_socket_id(), make_handshake(self.session.scope, auth))
+        await server.restore_hook(socket, auth)
+        self.sockets[name] = socket
+        rejection = await nsp.admit(socket, auth)
+        if self.session.closed:
+            self.sockets.pop(name, None)
+            return
+        if rejection is not None:
+            socket.connected = False
+            socket._held = None
+            self.sockets.pop(name, None)
+            self.session.send(server.connect_error_frames(name, rejection.message, rejection.data))
+            return
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self.session.send(nsp.connect_reply(socket))
+        socket.release_held()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def forget(self, socket: Socket) -> None:
+        if self.sockets.get(socket.namespace) is socket:
+            del self.sockets[socket.namespace]
+
+    def schedule_disconnect(self, socket: Socket, reason: str) -> None:
+        handler = socket.nsp.table.disconnect
+        if handler is None:
+            return
+
+        async def run() -> None:
+            await handler.call(socket, [reason])
+
+        self._enqueue(run)
+
+    def close(self) -> None:
+        """End the whole connection from the server side."""
+        self.session.close("forced close")
+
+    def on_close(self, reason: str) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        for socket in list(self.sockets.values()):
+            socket.on_close(reason)
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+
+
+class ClientManager:
+    """The Engine.IO handler: one Client per session."""
+
+    def __init__(self, server: Realtime) -> None:
+        self.server = server
+
+    def on_open(self, session: EngineSession) -> None:
+        session.context = Client(self.server, session)
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None:
+        client: Client = session.context
+        await client.on_message(data)
+
+    def on_close(self, session: EngineSession, reason: str) -> None:
+        client: Client | None = session.context
+        if client is not None:
+            client.on_close(reason)

@@ -1,0 +1,153 @@
+"""A namespace: its sockets, its adapter, its handler table and its ack id counter."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._types import EioFrame
+from .adapters.base import Adapter, AckCallback, SocketInfo
+from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
+from .exceptions import ConnectionRejected
+from .router import HandlerTable, Middleware
+from .socketio.packet import Packet, PacketType, encode
+
+if TYPE_CHECKING:
+    from .server import Realtime
+    from .socket import Socket
+
+logger = logging.getLogger("fastapi_realtime")
+
+
+class Namespace:
+    """Server-side state of one namespace; also offers the broadcast operations on all of it."""
+
+    def __init__(self, server: Realtime, name: str, table: HandlerTable) -> None:
+        self.server = server
+        self.name = name
+        self.table = table
+        self.sockets: dict[str, Socket] = {}
+        self._ack_id = 0
+        self.adapter: Adapter = server.adapter_factory(self)
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name}>"
+
+    # -- hooks for the adapter -------------------------------------------------------------
+    def encode(self, packet: Packet) -> list[EioFrame]:
+        parts = encode(packet, self.server.json_default)
+        parts[0] = "4" + parts[0]  # type: ignore[operator]
+        return parts
+
+    def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool:
+        socket = self.sockets.get(sid)
+        return socket is not None and socket.send_frames(frames, volatile)
+
+    def register_ack(self, sid: str, ack_id: int, callback: AckCallback) -> bool:
+        socket = self.sockets.get(sid)
+        if socket is None:
+            return False
+        socket.register_ack(ack_id, callback)
+        return True
+
+    def next_ack_id(self) -> int:
+        ack_id = self._ack_id
+        self._ack_id += 1
+        return ack_id
+
+    def socket_info(self, sid: str) -> SocketInfo | None:
+        socket = self.sockets.get(sid)
+        if socket is None:
+            return None
+        return SocketInfo(socket.id, self.name, socket.rooms, socket.data, socket.handshake.to_dict())
+
+    def disconnect_local(self, sid: str, close: bool) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            socket.disconnect_now(close)
+
+    # -- membership --------------------------------------------------------------------------
+    def add(self, socket: Socket) -> None:
+        self.sockets[socket.id] = socket
+        self.adapter.add_all(socket.id, (socket.id,))
+
+    def remove(self, socket: Socket) -> None:
+        if self.sockets.get(socket.id) is socket:
+            del self.sockets[socket.id]
+        self.adapter.remove_all(socket.id)
+
+    async def run_middlewares(self, socket: Socket) -> None:
+        for middleware in (*self.server.middlewares, *self.table.middlewares):
+            await middleware(socket)
+
+    async def admit(self, socket: Socket, auth: Any) -> ConnectionRejected | None:
+        """Middlewares, then the connect handler. Returns the rejection, if any."""
+        self.add(socket)
+        socket.connected = True
+        rejection: ConnectionRejected | None = None
+        try:
+            if not socket.recovered or not self.server.skip_recovery_middlewares:
+                await self.run_middlewares(socket)
+            if self.table.connect is not None:
+                await self.table.connect.call(socket, [auth])
+        except ConnectionRejected as exc:
+            rejection = exc
+        except Exception:
+            logger.exception("connect handler failed on %s", self.name)
+            rejection = ConnectionRejected("Internal server error")
+        if rejection is not None or socket.client.session.closed:
+            socket.connected = False
+            self.remove(socket)
+        return rejection
+
+    def use(self, middleware: Middleware) -> Middleware:
+        self.table.middlewares.append(middleware)
+        return middleware
+
+    # -- broadcasting to the whole namespace ---------------------------------------------------
+    def _all(self) -> BroadcastOperator:
+        return BroadcastOperator(self)
+
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self._all().to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self._all().except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._all().volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self._all().local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._all().timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self._all().emit(event, *args)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        return await self._all().emit_with_ack(event, *args, timeout=timeout)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        return await self._all().fetch_sockets()
+
+    async def sockets_join(self, *rooms: RoomArg) -> None:
+        await self._all().sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: RoomArg) -> None:
+        await self._all().sockets_leave(*rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._all().disconnect_sockets(close)
+
+    def connect_reply(self, socket: Socket) -> list[EioFrame]:
+        data: dict[str, str] = {"sid": socket.id}
+        if socket.pid is not None:
+            data["pid"] = socket.pid
+        return self.encode(Packet(PacketType.CONNECT, self.name, data))

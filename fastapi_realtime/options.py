@@ -1,0 +1,73 @@
+"""Engine.IO options: frozen, keyword-only, validated at construction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+TRANSPORTS = ("polling", "websocket")
+AllowRequest = Callable[["HTTPConnection"], Awaitable[bool | str | None]]
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineOptions:
+    """Engine.IO settings (protocol.md §1.9). Durations are in seconds."""
+
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    upgrade_timeout: float = 10.0
+    max_http_buffer_size: int = 1_000_000
+    transports: tuple[Literal["polling", "websocket"], ...] = TRANSPORTS
+    allow_upgrades: bool = True
+    # None: same origin only; "*": any origin; a sequence: exactly those origins.
+    cors_allowed_origins: str | Sequence[str] | None = None
+    cors_credentials: bool = False
+    allow_request: AllowRequest | None = None
+    cookie: str | None = None
+    # Outgoing packets buffered for one connection before it counts as too slow and is closed.
+    max_queue: int = 1024
+    close_timeout: float = 5.0
+    _origins: frozenset[str] = field(init=False, repr=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "close_timeout"):
+            _positive(name, getattr(self, name))
+        for name in ("max_http_buffer_size", "max_queue"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        transports = tuple(self.transports)
+        if not transports or any(t not in TRANSPORTS for t in transports):
+            raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}, got {self.transports!r}")
+        object.__setattr__(self, "transports", transports)
+        origins = self.cors_allowed_origins
+        if isinstance(origins, str):
+            if origins != "*":
+                origins = (origins,)
+        elif origins is not None:
+            origins = tuple(origins)
+            if not all(isinstance(o, str) for o in origins):
+                raise ValueError("cors_allowed_origins must hold strings")
+        object.__setattr__(self, "cors_allowed_origins", origins)
+        if origins is not None and origins != "*":
+            object.__setattr__(self, "_origins", frozenset(o.rstrip("/") for o in origins))
+        if self.allow_request is not None and not callable(self.allow_request):
+            raise ValueError("allow_request must be an async callable")
+        if self.cookie is not None and (not isinstance(self.cookie, str) or not self.cookie):
+            raise ValueError("cookie must be a cookie name or None")
+
+    def origin_allowed(self, origin: str, same_origin: str) -> bool:
+        if self.cors_allowed_origins == "*":
+            return True
+        if self.cors_allowed_origins is None:
+            return origin == same_origin
+        return origin.rstrip("/") in self._origins

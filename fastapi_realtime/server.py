@@ -1,0 +1,266 @@
+"""The server object: options, namespaces, routers, lifespan, and the ASGI entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from starlette.routing import Route, WebSocketRoute
+
+from ._types import EioFrame, Receive, Scope, Send
+from .adapters.base import Adapter
+from .adapters.memory import MemoryAdapter
+from .asgi import EngineApp
+from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
+from .client import ClientManager
+from .engineio.handshake import generate_sid
+
+from .namespace import Namespace
+from .options import AllowRequest, EngineOptions
+from .router import H, HandlerTable, Middleware, NamespaceSpec, RealtimeRouter
+from .sessions import SessionManager
+from .socket import Socket
+from .socketio.packet import Packet, PacketType
+
+logger = logging.getLogger("fastapi_realtime")
+
+AdapterFactory = Callable[[Namespace], Adapter]
+
+
+def _json_default(obj: Any) -> Any:
+    # Models, dataclasses, datetimes, UUIDs and enums are encoded as FastAPI encodes responses.
+    return jsonable_encoder(obj)
+
+
+class Realtime:
+    """A Socket.IO server (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette.
+
+    Include `realtime.router` into a FastAPI app, or mount the object itself as an ASGI app.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io",
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        upgrade_timeout: float = 10.0,
+        max_http_buffer_size: int = 1_000_000,
+        transports: Sequence[Literal["polling", "websocket"]] = ("polling", "websocket"),
+        allow_upgrades: bool = True,
+        cors_allowed_origins: str | Sequence[str] | None = None,
+        cors_credentials: bool = False,
+        allow_request: AllowRequest | None = None,
+        cookie: str | None = None,
+        connect_timeout: float = 45.0,
+        max_attachments: int = 10,
+        max_queue: int = 1024,
+        adapter: AdapterFactory | None = None,
+    ) -> None:
+        self.engine_options = EngineOptions(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            upgrade_timeout=upgrade_timeout,
+            max_http_buffer_size=max_http_buffer_size,
+            transports=tuple(transports),
+            allow_upgrades=allow_upgrades,
+            cors_allowed_origins=cors_allowed_origins,
+            cors_credentials=cors_credentials,
+            allow_request=allow_request,
+            cookie=cookie,
+            max_queue=max_queue,
+        )
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {path!r}")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
+            raise ValueError("connect_timeout must be a positive number of seconds")
+        if isinstance(max_attachments, bool) or not isinstance(max_attachments, int) or max_attachments < 0:
+            raise ValueError("max_attachments must be a non-negative integer")
+        if adapter is not None and not callable(adapter):
+            raise ValueError("adapter must be a callable taking the namespace")
+        self.path = path.rstrip("/") or "/"
+        self.connect_timeout = float(connect_timeout)
+        self.max_attachments = max_attachments
+        self.max_queue = max_queue
+        self.adapter_factory: AdapterFactory = adapter or MemoryAdapter
+        self.json_default: Callable[[Any], Any] = _json_default
+        self.skip_recovery_middlewares = True
+        self.middlewares: list[Middleware] = []
+        self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
+        self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
+        self._namespaces: dict[str, Namespace] = {}
+        self.manager = SessionManager(self.engine_options, ClientManager(self))
+        self.app = EngineApp(self.manager)
+        self.router = self._make_router()
+
+    # -- FastAPI / ASGI integration -----------------------------------------------------------
+    def _make_router(self) -> APIRouter:
+        router = APIRouter(lifespan=self.lifespan)
+        base = "" if self.path == "/" else self.path
+        for path in {base + "/", base} - {""}:
+            router.routes.append(
+                Route(path, self.app, methods=["GET", "POST", "OPTIONS"], include_in_schema=False, name=None)
+            )
+            router.routes.append(WebSocketRoute(path, self.app))
+        return router
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """Start the adapters; on exit disconnect everyone with reason `server shutting down`."""
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.init()
+
+    async def shutdown(self) -> None:
+        await self.manager.shutdown()
+        for nsp in list(self._namespaces.values()):
+            await nsp.adapter.close()
+        # Let disconnect handlers that were just scheduled run.
+        await asyncio.sleep(0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
+        if scope["type"] == "lifespan":
+            await self._serve_lifespan(receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        await self.startup()
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        await self.shutdown()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    # -- handlers and routers -------------------------------------------------------------------
+    def _table(self, namespace: NamespaceSpec) -> HandlerTable:
+        if isinstance(namespace, str):
+            table = self._static.get(namespace)
+            if table is None:
+                table = self._static[namespace] = HandlerTable()
+            return table
+        for spec, table in self._dynamic:
+            if spec is namespace or (isinstance(spec, re.Pattern) and spec == namespace):
+                return table
+        table = HandlerTable()
+        self._dynamic.append((namespace, table))
+        return table
+
+    def include_router(self, router: RealtimeRouter, *, namespace: NamespaceSpec | None = None) -> None:
+        """Add a router's handlers (and those of routers nested in it)."""
+        for spec, table in router.flatten(namespace):
+            self._table(spec).merge(table, repr(spec))
+
+    def on(self, event: str, *, namespace: str = "/", concurrent: bool = False) -> Callable[[H], H]:
+        """Register a handler directly on the server (a shortcut for a one-off router)."""
+        router = RealtimeRouter(namespace)
+
+        def decorator(func: H) -> H:
+            router.on(event, concurrent=concurrent)(func)
+            self.include_router(router)
+            return func
+
+        return decorator
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """A connect middleware for every namespace: `async def mw(socket)`; raise ConnectionRejected to refuse."""
+        if not callable(middleware):
+            raise TypeError("middleware must be an async callable")
+        self.middlewares.append(middleware)
+        return middleware
+
+    # -- namespaces ------------------------------------------------------------------------------
+    def of(self, name: str) -> Namespace:
+        """The namespace `name`, created if needed."""
+        nsp = self._namespaces.get(name)
+        if nsp is None:
+            nsp = self._namespaces[name] = Namespace(self, name, self._table(name))
+        return nsp
+
+    async def namespace_for(self, name: str, auth: Any) -> Namespace | None:
+        """The namespace a client asked for: declared, or matching a dynamic spec; else None."""
+        nsp = self._namespaces.get(name)
+        if nsp is not None:
+            return nsp
+        if name in self._static:
+            return self.of(name)
+        for spec, table in self._dynamic:
+            if isinstance(spec, re.Pattern):
+                matched = spec.fullmatch(name) is not None
+            else:
+                verdict = spec(name, auth)
+                matched = bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
+            if matched:
+                nsp = self._namespaces[name] = Namespace(self, name, table)
+                await nsp.adapter.init()
+                return nsp
+        return None
+
+    def generate_socket_id(self) -> str:
+        return generate_sid()
+
+    async def restore_hook(self, socket: Socket, auth: Any) -> None:
+        """Seam for connection state recovery: nothing to restore without it."""
+
+    def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:
+        payload: dict[str, Any] = {"message": message}
+        if data is not None:
+            payload["data"] = data
+        return self.of_any(namespace).encode(Packet(PacketType.CONNECT_ERROR, namespace, payload))
+
+    def of_any(self, name: str) -> Namespace:
+        # Encoding needs a namespace object; the root one serves for names that do not exist.
+        return self._namespaces.get(name) or self.of("/")
+
+    # -- server-wide operations on "/" -------------------------------------------------------------
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self.of("/").to(*rooms)
+
+    in_ = to
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self.of("/").except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.of("/").volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.of("/").local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.of("/").timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self.of("/").emit(event, *args)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        return await self.of("/").emit_with_ack(event, *args, timeout=timeout)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        return await self.of("/").fetch_sockets()
+
+    async def sockets_join(self, *rooms: RoomArg) -> None:
+        await self.of("/").sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: RoomArg) -> None:
+        await self.of("/").sockets_leave(*rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self.of("/").disconnect_sockets(close)

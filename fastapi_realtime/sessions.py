@@ -1,0 +1,312 @@
+"""Engine.IO sessions: one per client, shared by both transports, and the manager that owns them.
+
+A session keeps the outgoing queue, the heartbeat timers and the upgrade state; the transports
+in `transports/` only move its frames over HTTP or a WebSocket. Nothing here knows Socket.IO:
+the layer above plugs in as an `EngineHandler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from ._types import EioFrame, Scope
+from .engineio.handshake import generate_sid
+from .engineio.packet import CLOSE_FRAME, NOOP_FRAME, PING_FRAME
+from .exceptions import RemoteProtocolError
+from .options import EngineOptions
+
+logger = logging.getLogger("fastapi_realtime.engine")
+
+WsSend = Callable[[EioFrame], Awaitable[None]]
+
+
+class EngineHandler(Protocol):
+    """What the layer above the engine provides."""
+
+    def on_open(self, session: EngineSession) -> None: ...
+
+    async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
+
+    def on_close(self, session: EngineSession, reason: str) -> None: ...
+
+
+class EngineSession:
+    """One Engine.IO connection, whatever transport carries it right now."""
+
+    __slots__ = (
+        "sid", "scope", "manager", "transport", "upgrading", "closed", "context",
+        "_queue", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
+        "_close_ws", "_close_timer", "_getting", "_posting",
+    )
+
+    def __init__(self, manager: SessionManager, scope: Scope, transport: str) -> None:
+        self.sid = generate_sid()
+        self.scope = scope
+        self.manager = manager
+        self.transport = transport
+        self.upgrading = False
+        self.closed = False
+        # Slot for the layer above (the Socket.IO client object).
+        self.context: Any = None
+        self._queue: deque[EioFrame] = deque()
+        self._poll_waiter: asyncio.Future[None] | None = None
+        self._ws_send: WsSend | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._timeout_timer: asyncio.TimerHandle | None = None
+        self._close_ws: Callable[[], Awaitable[None]] | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._getting = False
+        self._posting = False
+
+    # -- outgoing ---------------------------------------------------------------------------
+    @property
+    def writable(self) -> bool:
+        """True when a frame sent now goes out at once (volatile packets are dropped otherwise)."""
+        if self.closed:
+            return False
+        if self.transport == "websocket":
+            return not self._queue
+        return self._poll_waiter is not None and not self._poll_waiter.done()
+
+    def send(self, frames: Iterable[EioFrame]) -> None:
+        """Queue frames; never waits. A client whose queue overflows is closed as too slow."""
+        if self.closed:
+            return
+        queue = self._queue
+        queue.extend(frames)
+        if len(queue) > self.manager.options.max_queue:
+            queue.clear()
+            logger.info("closing %s: outgoing queue overflow", self.sid)
+            self.close("transport error")
+            return
+        self._wake()
+
+    def send_frame(self, frame: EioFrame) -> None:
+        self.send((frame,))
+
+    def _wake(self) -> None:
+        if self.transport == "websocket" and not self.upgrading:
+            if self._writer is None and self._ws_send is not None:
+                self._writer = asyncio.get_running_loop().create_task(self._drain_ws())
+        else:
+            waiter = self._poll_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def _drain_ws(self) -> None:
+        # Started when frames arrive and ends when the queue is empty, so an idle
+        # connection holds no writer task.
+        queue = self._queue
+        send = self._ws_send
+        assert send is not None
+        try:
+            while queue:
+                await send(queue.popleft())
+        except Exception:  # the peer went away mid-write; the reader sees the close
+            queue.clear()
+        finally:
+            self._writer = None
+
+    def take_frames(self) -> list[EioFrame]:
+        frames = list(self._queue)
+        self._queue.clear()
+        return frames
+
+    def has_frames(self) -> bool:
+        return bool(self._queue)
+
+    # -- polling --------------------------------------------------------------------------
+    def begin_get(self) -> bool:
+        """Claim the one GET slot; False if a GET is already in flight."""
+        if self._getting:
+            return False
+        self._getting = True
+        return True
+
+    def end_get(self) -> None:
+        self._getting = False
+        self._poll_waiter = None
+
+    def begin_post(self) -> bool:
+        if self._posting:
+            return False
+        self._posting = True
+        return True
+
+    def end_post(self) -> None:
+        self._posting = False
+
+    async def wait_for_frames(self) -> None:
+        """Wait (in a GET) until there is something to send, or the session ends."""
+        if self._queue or self.closed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._poll_waiter = waiter
+        await waiter
+
+    def release_poll(self) -> None:
+        """Answer a pending GET now (with a noop if nothing is queued): used by upgrades."""
+        waiter = self._poll_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- websocket ------------------------------------------------------------------------
+    def attach_websocket(self, send: WsSend, close: Callable[[], Awaitable[None]]) -> None:
+        self.transport = "websocket"
+        self.upgrading = False
+        self._ws_send = send
+        self._close_ws = close
+        self.release_poll()
+        self._wake()
+
+    # -- incoming --------------------------------------------------------------------------
+    async def receive(self, packet_type: int, data: str | bytes) -> None:
+        """Handle one packet from the client (already split off its transport framing)."""
+        if packet_type == 4:
+            await self.manager.handler.on_message(self, data)
+        elif packet_type == 3:
+            self._on_pong()
+        elif packet_type == 1:
+            self.close("transport close", notify_client=False)
+        elif packet_type == 2:
+            # In v4 only the server pings (the upgrade probe is handled by the transport).
+            self.close("transport error")
+        else:
+            raise RemoteProtocolError(f"unexpected packet type {packet_type}")
+
+    # -- heartbeat ------------------------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ping_timer = loop.call_later(self.manager.options.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        if self.closed:
+            return
+        self._ping_timer = None
+        # The timeout starts when the ping is queued, not when it is delivered (§1.5).
+        self._timeout_timer = asyncio.get_running_loop().call_later(
+            self.manager.options.ping_timeout, self.close, "ping timeout"
+        )
+        self.send_frame(PING_FRAME)
+
+    def _on_pong(self) -> None:
+        if self._timeout_timer is None:
+            return
+        self._timeout_timer.cancel()
+        self._timeout_timer = None
+        # The interval is re-armed from the moment the pong arrived, as Node does.
+        self._ping_timer = asyncio.get_running_loop().call_later(self.manager.options.ping_interval, self._ping)
+
+    def _stop_timers(self) -> None:
+        for timer in (self._ping_timer, self._timeout_timer):
+            if timer is not None:
+                timer.cancel()
+        self._ping_timer = self._timeout_timer = None
+
+    # -- close ----------------------------------------------------------------------------
+    def close(self, reason: str = "forced close", *, notify_client: bool = True) -> None:
+        """End the session. Idempotent; the handler hears `reason` once."""
+        if self.closed:
+            return
+        self.closed = True
+        self._stop_timers()
+        manager = self.manager
+        try:
+            manager.handler.on_close(self, reason)
+        except Exception:
+            logger.exception("error in close handler of %s", self.sid)
+        if self.transport == "websocket" and not self.upgrading:
+            manager.forget(self)
+            if self._close_ws is not None:
+                loop = asyncio.get_running_loop()
+                loop.create_task(self._close_websocket())
+            return
+        if notify_client and reason not in ("transport close",):
+            # A polling client learns of the close from its pending or next GET (§1.7).
+            self._queue.append(CLOSE_FRAME)
+            waiter = self._poll_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            if not self._getting:
+                self._close_timer = asyncio.get_running_loop().call_later(
+                    manager.options.close_timeout, manager.forget, self
+                )
+            return
+        waiter = self._poll_waiter
+        if waiter is not None and not waiter.done():
+            self._queue.clear()
+            self._queue.append(NOOP_FRAME)
+            waiter.set_result(None)
+        manager.forget(self)
+
+    async def _close_websocket(self) -> None:
+        # Let queued frames (such as a DISCONNECT packet) go out before the close frame.
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), self.manager.options.close_timeout)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        elif self._queue and self._ws_send is not None:
+            try:
+                while self._queue:
+                    await self._ws_send(self._queue.popleft())
+            except Exception:
+                pass
+        assert self._close_ws is not None
+        try:
+            await self._close_ws()
+        except Exception:
+            pass
+
+    def finish_close(self) -> None:
+        """A GET delivered the close packet: the session is gone for good."""
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self.manager.forget(self)
+
+
+class SessionManager:
+    """sid -> session, with the engine options and the handler above."""
+
+    def __init__(self, options: EngineOptions, handler: EngineHandler) -> None:
+        self.options = options
+        self.handler = handler
+        self.sessions: dict[str, EngineSession] = {}
+        self.shutting_down = False
+
+    def create(self, scope: Scope, transport: str) -> EngineSession:
+        session = EngineSession(self, scope, transport)
+        while session.sid in self.sessions:  # vanishingly rare; ids are random
+            session.sid = generate_sid()
+        self.sessions[session.sid] = session
+        return session
+
+    def get(self, sid: str) -> EngineSession | None:
+        return self.sessions.get(sid)
+
+    def forget(self, session: EngineSession) -> None:
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+    def open(self, session: EngineSession) -> None:
+        """The handshake went out: start the heartbeat and tell the layer above."""
+        session.start_heartbeat()
+        self.handler.on_open(session)
+
+    async def shutdown(self) -> None:
+        """Close every session with reason `server shutting down`; pending GETs are answered at once."""
+        self.shutting_down = True
+        for session in list(self.sessions.values()):
+            session.close("server shutting down")
+        # Give writers and GETs a moment to deliver the last frames.
+        await asyncio.sleep(0)
+        for session in list(self.sessions.values()):
+            session.release_poll()
+            self.forget(session)

@@ -1,0 +1,248 @@
+"""The per-client, per-namespace handle that handlers receive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from ._types import EioFrame
+from .broadcast import BroadcastOperator, RoomArg, ack_value, event_packet, rooms_of
+from .exceptions import AckTimeoutError, DisconnectedError
+from .socketio.packet import Packet, PacketType
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .handlers import HandlerSpec
+    from .namespace import Namespace
+    from .server import Realtime
+
+logger = logging.getLogger("fastapi_realtime")
+
+DEFAULT_ACK_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class Handshake:
+    """What the client presented when it connected to the namespace."""
+
+    headers: dict[str, str]
+    query: dict[str, str]
+    auth: dict[str, Any]
+    address: str
+    time: str
+    issued: int
+    url: str
+    secure: bool
+    xdomain: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("extra")
+        return data
+
+
+def make_handshake(scope: Any, auth: dict[str, Any]) -> Handshake:
+    headers: dict[str, str] = {}
+    for raw_key, raw_value in scope.get("headers", ()):
+        key = raw_key.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    from .transports.http import query_params
+
+    client = scope.get("client")
+    query_string = scope.get("query_string", b"").decode("latin-1")
+    path = scope.get("root_path", "") + scope.get("path", "")
+    now = time.time()
+    return Handshake(
+        headers=headers,
+        query=query_params(scope),
+        auth=auth,
+        address=client[0] if client else "",
+        time=formatdate(now, usegmt=True),
+        issued=int(now * 1000),
+        url=f"{path}?{query_string}" if query_string else path,
+        secure=scope.get("scheme") in ("https", "wss"),
+        xdomain="origin" in headers,
+    )
+
+
+class Socket:
+    """One client's connection to one namespace."""
+
+    __slots__ = ("id", "pid", "nsp", "client", "data", "handshake", "connected", "recovered", "_acks", "_held")
+
+    def __init__(self, nsp: Namespace, client: Client, sid: str, handshake: Handshake) -> None:
+        self.id = sid
+        self.pid: str | None = None
+        self.nsp = nsp
+        self.client = client
+        self.data: dict[str, Any] = {}
+        self.handshake = handshake
+        self.connected = False
+        self.recovered = False
+        self._acks: dict[int, Any] = {}
+        # Frames emitted while the connect handler runs wait here until the CONNECT reply is out.
+        self._held: list[EioFrame] | None = []
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.nsp.name}>"
+
+    @property
+    def namespace(self) -> str:
+        return self.nsp.name
+
+    @property
+    def server(self) -> Realtime:
+        return self.nsp.server
+
+    @property
+    def rooms(self) -> set[str]:
+        return self.nsp.adapter.socket_rooms(self.id)
+
+    @property
+    def transport(self) -> str:
+        return self.client.session.transport
+
+    # -- sending -------------------------------------------------------------------------
+    def send_frames(self, frames: Sequence[EioFrame], volatile: bool = False) -> bool:
+        if self._held is not None:
+            if self.client.session.closed:
+                return False
+            self._held.extend(frames)
+            return True
+        if not self.connected:
+            return False
+        session = self.client.session
+        if volatile and not session.writable:
+            return False
+        session.send(frames)
+        return True
+
+    def release_held(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self.client.session.send(held)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send an event to this client."""
+        self.send_frames(self.nsp.encode(event_packet(self.nsp.name, event, args)))
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = DEFAULT_ACK_TIMEOUT) -> Any:
+        """Send an event and wait for the client's ack: None, its one argument, or a tuple of several.
+
+        Raises AckTimeoutError when no ack comes within `timeout` seconds, DisconnectedError if the
+        client goes away first.
+        """
+        packet = event_packet(self.nsp.name, event, args)
+        ack_id = self.nsp.next_ack_id()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+        def on_ack(ack_args: list[Any] | None) -> None:
+            if future.done():
+                return
+            if ack_args is None:
+                future.set_exception(DisconnectedError("the client disconnected before acknowledging"))
+            else:
+                future.set_result(ack_args)
+
+        self._acks[ack_id] = on_ack
+        self.send_frames(self.nsp.encode(Packet(packet.type, packet.namespace, packet.data, ack_id)))
+        try:
+            return ack_value(await asyncio.wait_for(future, timeout))
+        except asyncio.TimeoutError:
+            raise AckTimeoutError(f"no ack for {event!r} within {timeout}s") from None
+        finally:
+            self._acks.pop(ack_id, None)
+
+    def register_ack(self, ack_id: int, callback: Any) -> None:
+        self._acks[ack_id] = callback
+
+    def on_ack(self, packet: Packet) -> None:
+        callback = self._acks.pop(packet.id, None) if packet.id is not None else None
+        if callback is not None:  # an ack for an unknown id is ignored (§2.3)
+            callback(packet.data)
+
+    # -- rooms and broadcasting ------------------------------------------------------------
+    async def join(self, *rooms: RoomArg) -> None:
+        self.nsp.adapter.add_all(self.id, rooms_of(rooms))
+
+    async def leave(self, *rooms: RoomArg) -> None:
+        for room in rooms_of(rooms):
+            self.nsp.adapter.remove(self.id, room)
+
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        """Broadcast to `rooms`, leaving this socket out."""
+        return BroadcastOperator(self.nsp, rooms=rooms_of(rooms), except_rooms=frozenset({self.id}))
+
+    in_ = to
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp, except_rooms=rooms_of(rooms) | {self.id})
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Everyone in the namespace but this socket."""
+        return BroadcastOperator(self.nsp, except_rooms=frozenset({self.id}))
+
+    # -- handling events --------------------------------------------------------------------
+    async def handle_event(self, packet: Packet) -> None:
+        args: list[Any] = packet.data
+        event = args[0]
+        table = self.nsp.table
+        spec = table.events.get(event) if type(event) is str else None
+        if spec is not None:
+            call_args: list[Any] = args[1:]
+        elif table.any is not None:
+            spec, call_args = table.any, args
+        else:
+            return
+        if spec.concurrent:
+            asyncio.get_running_loop().create_task(self._run(spec, call_args, packet.id))
+        else:
+            await self._run(spec, call_args, packet.id)
+
+    async def _run(self, spec: HandlerSpec, args: list[Any], ack_id: int | None) -> None:
+        try:
+            result = await spec.call(self, args)
+        except Exception:
+            logger.exception("handler %s failed on %s", spec.func.__qualname__, self.nsp.name)
+            return
+        if ack_id is not None and self.connected:
+            if result is None:
+                data: list[Any] = []
+            elif isinstance(result, tuple):
+                data = list(result)
+            else:
+                data = [result]
+            self.send_frames(self.nsp.encode(Packet(PacketType.ACK, self.nsp.name, data, ack_id)))
+
+    # -- disconnecting ----------------------------------------------------------------------
+    async def disconnect(self, close: bool = False) -> None:
+        """Leave the namespace (the client is told); with close=True end the whole connection."""
+        self.disconnect_now(close)
+
+    def disconnect_now(self, close: bool = False) -> None:
+        if not self.connected:
+            return
+        self.send_frames(self.nsp.encode(Packet(PacketType.DISCONNECT, self.nsp.name)))
+        self.on_close("server namespace disconnect")
+        if close:
+            self.client.close()
+
+    def on_close(self, reason: str) -> None:
+        """Tear down local state at once; the disconnect handler runs in the client's event order."""
+        if not self.connected:
+            return
+        self.connected = False
+        self.nsp.remove(self)
+        self.client.forget(self)
+        acks, self._acks = self._acks, {}
+        for callback in acks.values():
+            callback(None)
+        self.client.schedule_disconnect(self, reason)

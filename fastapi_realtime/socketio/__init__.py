@@ -1,0 +1,1 @@
+"""Sans-I/O Socket.IO v5: packets, binary attachments, the decoder. Standard library only."""

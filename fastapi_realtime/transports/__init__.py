@@ -1,0 +1,1 @@
+"""I/O: ASGI <-> Engine.IO session. Knows nothing of Socket.IO."""

@@ -1,0 +1,83 @@
+"""HTTP long-polling: GET receives the session's queued frames, POST delivers the client's."""
+
+from __future__ import annotations
+
+from .._types import Receive, Scope, Send
+from ..engineio.handshake import ErrorCode
+from ..engineio.packet import NOOP_FRAME
+from ..engineio.payload import encode_payload, decode_payload
+from ..exceptions import RemoteProtocolError
+from ..sessions import EngineSession
+from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond, respond_error
+
+NO_STORE = (b"cache-control", b"no-store")
+
+
+async def handle_get(session: EngineSession, send: Send, headers: Headers) -> None:
+    if not session.begin_get():
+        # Overlapping GETs break the protocol: the session ends and the first GET gets the close.
+        session.close("transport error")
+        await respond(send, 400, b"", None, headers)
+        return
+    try:
+        if session.upgrading and not session.has_frames():
+            frames = [NOOP_FRAME]
+        else:
+            await session.wait_for_frames()
+            frames = session.take_frames() or [NOOP_FRAME]
+    finally:
+        session.end_get()
+    await respond(send, 200, encode_payload(frames).encode(), TEXT_PLAIN, [*headers, NO_STORE])
+    if session.closed:
+        session.finish_close()
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None when it grows past `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def handle_post(session: EngineSession, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    limit = session.manager.options.max_http_buffer_size
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        await respond(send, 413, b"", None, headers)
+        return
+    content_type = header(scope, b"content-type") or ""
+    if content_type.startswith("application/octet-stream"):
+        # EIO v4 polling bodies are always text (§1.4).
+        session.close("transport error")
+        await respond_error(send, ErrorCode.BAD_REQUEST, headers)
+        return
+    if not session.begin_post():
+        session.close("transport error")
+        await respond(send, 400, b"", None, headers)
+        return
+    try:
+        body = await _read_body(receive, limit)
+        if body is None:
+            await respond(send, 413, b"", None, headers)
+            return
+        try:
+            packets = decode_payload(body.decode("utf-8"))
+            for packet in packets:
+                if session.closed:
+                    break
+                await session.receive(packet.type, packet.data)
+        except (RemoteProtocolError, UnicodeDecodeError):
+            session.close("parse error")
+    finally:
+        session.end_post()
+    await respond(send, 200, b"ok", TEXT_HTML, headers)

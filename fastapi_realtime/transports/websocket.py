@@ -1,0 +1,121 @@
+"""The WebSocket transport: one Engine.IO packet per frame, and the upgrade from polling (§1.6)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .._types import EioFrame, Receive, Scope, Send
+from ..engineio.handshake import open_frame
+from ..engineio.packet import PONG_PROBE_FRAME
+from ..sessions import EngineSession, SessionManager
+
+
+def _frame_of(message: dict[str, object]) -> EioFrame | None:
+    text = message.get("text")
+    if text is not None:
+        return text  # type: ignore[return-value]
+    data = message.get("bytes")
+    return data  # type: ignore[return-value]
+
+
+class WebSocketConnection:
+    """The ASGI side of one accepted WebSocket."""
+
+    __slots__ = ("receive", "_send", "closed")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self.receive = receive
+        self._send = send
+        self.closed = False
+
+    async def send(self, frame: EioFrame) -> None:
+        if type(frame) is str:
+            await self._send({"type": "websocket.send", "text": frame})
+        else:
+            await self._send({"type": "websocket.send", "bytes": frame})
+
+    async def close(self, code: int = 1000) -> None:
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code})
+
+
+async def serve_new(manager: SessionManager, scope: Scope, ws: WebSocketConnection) -> None:
+    """A client that opens its session directly over WebSocket."""
+    options = manager.options
+    session = manager.create(scope, "websocket")
+    await ws.send(open_frame(session.sid, [], options.ping_interval, options.ping_timeout, options.max_http_buffer_size))
+    session.attach_websocket(ws.send, ws.close)
+    manager.open(session)
+    await _read_loop(session, ws)
+
+
+async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None:
+    """Probe, release the pending GET, switch on `5`; anything else aborts and polling goes on."""
+    options = session.manager.options
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.upgrade_timeout
+    probed = False
+    session.upgrading = True
+    try:
+        while True:
+            try:
+                message = await asyncio.wait_for(ws.receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                break
+            if message["type"] != "websocket.receive" or session.closed:
+                break
+            frame = _frame_of(message)
+            if not probed and frame == "2probe":
+                probed = True
+                await ws.send(PONG_PROBE_FRAME)
+                # Release the pending GET so the client can pause polling.
+                session.release_poll()
+            elif probed and frame == "5":
+                session.attach_websocket(ws.send, ws.close)
+                await _read_loop(session, ws)
+                return
+            else:
+                break
+    finally:
+        if session.transport != "websocket":
+            session.upgrading = False
+    await ws.close()
+
+
+async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
+    limit = session.manager.options.max_http_buffer_size
+    receive = ws.receive
+    try:
+        while not session.closed:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                session.close("transport close", notify_client=False)
+                return
+            text = message.get("text")
+            if text is not None:
+                if len(text) > limit:
+                    session.close("transport error")
+                    await ws.close(1009)
+                    return
+                if text and text[0] == "4":
+                    await session.receive(4, text[1:])
+                elif text and "1" <= text[0] <= "3" and len(text) == 1:
+                    await session.receive(ord(text[0]) - 48, "")
+                else:
+                    session.close("parse error")
+                    return
+            else:
+                data = message.get("bytes") or b""
+                if len(data) > limit:
+                    session.close("transport error")
+                    await ws.close(1009)
+                    return
+                await session.receive(4, data)
+    except Exception:
+        if not session.closed:
+            session.close("transport error")
+        raise
+    finally:
+        if not session.closed:
+            session.close("transport close", notify_client=False)
