@@ -44,7 +44,7 @@ class Client:
     def _connect_timeout(self) -> None:
         self._connect_timer = None
         if not self.sockets:
-            self.session.close("forced close")
+            self.close()
 
     # -- incoming -------------------------------------------------------------------------
     async def on_message(self, data: str | bytes) -> None:
@@ -154,7 +154,15 @@ class Client:
         self._enqueue(run)
 
     def close(self) -> None:
-        """End the whole connection from the server side."""
+        """End the whole connection from the server side (invalid state, connect timeout)."""
+        for socket in list(self.sockets.values()):
+            socket.on_close("forced server close")
+        self.session.close("forced close")
+
+    def disconnect_all(self) -> None:
+        """`socket.disconnect(close=True)`: every namespace is told, then the connection ends."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect_now()
         self.session.close("forced close")
 
     def on_close(self, reason: str) -> None:

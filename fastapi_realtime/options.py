@@ -26,7 +26,7 @@ class EngineOptions:
     ping_timeout: float = 20.0
     upgrade_timeout: float = 10.0
     max_http_buffer_size: int = 1_000_000
-    transports: tuple[Literal["polling", "websocket"], ...] = TRANSPORTS
+    transports: tuple[Literal["polling", "websocket"], ...] = ("polling", "websocket")
     allow_upgrades: bool = True
     # None: same origin only; "*": any origin; a sequence: exactly those origins.
     cors_allowed_origins: str | Sequence[str] | None = None

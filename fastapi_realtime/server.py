@@ -121,6 +121,7 @@ class Realtime:
             await self.shutdown()
 
     async def startup(self) -> None:
+        self.manager.shutting_down = False
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
 
@@ -202,9 +203,11 @@ class Realtime:
         for spec, table in self._dynamic:
             if isinstance(spec, re.Pattern):
                 matched = spec.fullmatch(name) is not None
-            else:
+            elif callable(spec):
                 verdict = spec(name, auth)
                 matched = bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
+            else:
+                continue
             if matched:
                 nsp = self._namespaces[name] = Namespace(self, name, table)
                 await nsp.adapter.init()

@@ -310,3 +310,5 @@ class SessionManager:
         for session in list(self.sessions.values()):
             session.release_poll()
             self.forget(session)
+        # A stopped server can be started again (tests reuse one app across clients).
+        self.shutting_down = False

@@ -228,12 +228,13 @@ class Socket:
         self.disconnect_now(close)
 
     def disconnect_now(self, close: bool = False) -> None:
+        if close:
+            self.client.disconnect_all()
+            return
         if not self.connected:
             return
         self.send_frames(self.nsp.encode(Packet(PacketType.DISCONNECT, self.nsp.name)))
         self.on_close("server namespace disconnect")
-        if close:
-            self.client.close()
 
     def on_close(self, reason: str) -> None:
         """Tear down local state at once; the disconnect handler runs in the client's event order."""

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
+
+try:
+    from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - interpreters without the C accelerator
+    c_make_encoder = None
 
 from ..exceptions import RemoteProtocolError
 
@@ -29,8 +34,9 @@ RESERVED_EVENTS = frozenset(
 BINARY_TYPES = (bytes, bytearray, memoryview)
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+class Packet(NamedTuple):
+    """One Socket.IO packet; a named tuple because the hot paths build millions of them."""
+
     type: PacketType
     namespace: str = "/"
     data: Any = None
@@ -38,6 +44,28 @@ class Packet:
 
 
 JsonDefault = Callable[[Any], Any]
+
+_TYPES = tuple(PacketType)
+
+
+class _NotPlain(Exception):
+    """The data holds something plain JSON cannot: bytes, or an object needing `default`."""
+
+
+def _refuse(obj: Any) -> Any:
+    raise _NotPlain
+
+
+def _make_encoder(default: JsonDefault) -> Callable[[Any], str]:
+    if c_make_encoder is not None:
+        iterencode = c_make_encoder(None, default, encode_basestring, None, ":", ",", False, False, False)
+        return lambda obj: "".join(iterencode(obj, 0))
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
+    return encoder.encode
+
+
+# Built once: plain data (the common case) is encoded with no per-call set-up.
+_encode_plain = _make_encoder(_refuse)
 
 
 def _header(type_: int, namespace: str, ack_id: int | None, attachments: int) -> str:
@@ -54,27 +82,31 @@ def _header(type_: int, namespace: str, ack_id: int | None, attachments: int) ->
 def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | bytes]:
     """Encode a packet: the text part first, then one bytes item per binary attachment.
 
-    EVENT and ACK become BINARY_EVENT / BINARY_ACK when the data holds bytes. The JSON is
-    produced in one pass: the encoder's `default` hook swaps each bytes value for its
-    placeholder, so data without binary costs nothing extra.
+    EVENT and ACK become BINARY_EVENT / BINARY_ACK when the data holds bytes. Plain data is
+    encoded in one pass; only data holding bytes or other objects takes a second pass, whose
+    `default` hook swaps each bytes value for its placeholder.
     """
+    data = packet.data
     attachments: list[bytes] = []
-
-    def swap_binary(obj: Any) -> Any:
-        if isinstance(obj, BINARY_TYPES):
-            attachments.append(bytes(obj))
-            return {"_placeholder": True, "num": len(attachments) - 1}
-        if default is not None:
-            return default(obj)
-        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-    if packet.data is None:
+    if data is None:
         body = ""
     else:
-        body = json.dumps(packet.data, separators=(",", ":"), ensure_ascii=False, default=swap_binary)
+        try:
+            body = _encode_plain(data)
+        except _NotPlain:
+
+            def swap_binary(obj: Any) -> Any:
+                if isinstance(obj, BINARY_TYPES):
+                    attachments.append(bytes(obj))
+                    return {"_placeholder": True, "num": len(attachments) - 1}
+                if default is not None:
+                    return default(obj)
+                raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+            body = _make_encoder(swap_binary)(data)
     type_ = packet.type
-    if attachments and type_ in (PacketType.EVENT, PacketType.ACK):
-        type_ = PacketType(type_ + 3)
+    if attachments and (type_ == PacketType.EVENT or type_ == PacketType.ACK):
+        type_ = _TYPES[type_ + 3]
     return [_header(type_, packet.namespace, packet.id, len(attachments)) + body, *attachments]
 
 
@@ -112,8 +144,7 @@ def _valid_payload(type_: PacketType, data: Any) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """A decoded text part: the packet, and how many attachments must follow it."""
 
     packet: Packet
@@ -122,10 +153,10 @@ class Header:
 
 def decode_text(text: str, *, max_attachments: int) -> Header:
     """Decode the text part of a packet sent by a client; raise RemoteProtocolError if invalid."""
-    try:
-        type_ = PacketType(int(text[0]))
-    except (IndexError, ValueError) as exc:
-        raise RemoteProtocolError(f"unknown packet type {text[:1]!r}") from exc
+    head = text[:1]
+    if not ("0" <= head <= "6") or not head:
+        raise RemoteProtocolError(f"unknown packet type {head!r}")
+    type_ = _TYPES[ord(head) - 48]
     pos = 1
     end = len(text)
     attachments = 0

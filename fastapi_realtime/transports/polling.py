@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._types import Receive, Scope, Send
+from .._types import EioFrame, Receive, Scope, Send
 from ..engineio.handshake import ErrorCode
 from ..engineio.packet import NOOP_FRAME
 from ..engineio.payload import encode_payload, decode_payload
@@ -19,6 +19,7 @@ async def handle_get(session: EngineSession, send: Send, headers: Headers) -> No
         session.close("transport error")
         await respond(send, 400, b"", None, headers)
         return
+    frames: list[EioFrame]
     try:
         if session.upgrading and not session.has_frames():
             frames = [NOOP_FRAME]

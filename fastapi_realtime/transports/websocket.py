@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from .._types import EioFrame, Receive, Scope, Send
+from .._types import EioFrame, Message, Receive, Scope, Send
 from ..engineio.handshake import open_frame
 from ..engineio.packet import PONG_PROBE_FRAME
 from ..sessions import EngineSession, SessionManager
 
 
-def _frame_of(message: dict[str, object]) -> EioFrame | None:
-    text = message.get("text")
+def _frame_of(message: Message) -> EioFrame | None:
+    text: str | None = message.get("text")
     if text is not None:
-        return text  # type: ignore[return-value]
-    data = message.get("bytes")
-    return data  # type: ignore[return-value]
+        return text
+    data: bytes | None = message.get("bytes")
+    return data
 
 
 class WebSocketConnection:
