@@ -47,27 +47,28 @@ class Client:
             self.close()
 
     # -- incoming -------------------------------------------------------------------------
-    async def on_message(self, data: str | bytes) -> None:
+    def on_message(self, data: str | bytes) -> Awaitable[None] | None:
         try:
             packet = self.decoder.feed(data)
         except RemoteProtocolError as exc:
             logger.info("closing %s: %s", self.session.sid, exc)
             self.session.close("parse error")
-            return
+            return None
         if packet is None:
-            return
+            return None
         if packet.type is PacketType.ACK or packet.type is PacketType.BINARY_ACK:
             socket = self.sockets.get(packet.namespace)
             if socket is None:
                 self.close()
             else:
                 socket.on_ack(packet)
-            return
+            return None
         self._enqueue(packet)
         if len(self._inbox) > self.server.max_queue:
             # Stop reading from this client until its handlers catch up.
             self._space = asyncio.get_running_loop().create_future()
-            await self._space
+            return self._space
+        return None
 
     def _enqueue(self, job: Job) -> None:
         self._inbox.append(job)
@@ -95,15 +96,17 @@ class Client:
             self._worker = None
 
     async def _dispatch(self, packet: Packet) -> None:
-        if self.session.closed:
-            return
         socket = self.sockets.get(packet.namespace)
         kind = packet.type
+        if self.session.closed and (socket is None or kind is PacketType.CONNECT):
+            return
         if kind is PacketType.CONNECT:
             if socket is not None:
                 self.close()  # a second CONNECT for the same namespace: invalid state
             else:
                 await self._connect(packet)
+        elif kind is PacketType.CONNECT_ERROR:
+            return  # only meaningful server -> client; Node ignores it too
         elif socket is None:
             self.close()  # a packet for a namespace the client has not joined
         elif kind is PacketType.DISCONNECT:
@@ -166,14 +169,27 @@ class Client:
         self.session.close("forced close")
 
     def on_close(self, reason: str) -> None:
+        """The connection ended. Packets that arrived before the end are still handled first
+        (a DISCONNECT among them keeps its own reason); pending acks fail at once."""
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        for socket in list(self.sockets.values()):
-            socket.on_close(reason)
         space = self._space
         if space is not None and not space.done():
             space.set_result(None)
+        for socket in self.sockets.values():
+            socket.fail_acks()
+
+        async def close_sockets() -> None:
+            for socket in list(self.sockets.values()):
+                socket.on_close(reason)
+
+        self._enqueue(close_sockets)
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued packet and disconnect handler has run."""
+        while self._worker is not None:
+            await asyncio.shield(self._worker)
 
 
 class ClientManager:
@@ -185,9 +201,9 @@ class ClientManager:
     def on_open(self, session: EngineSession) -> None:
         session.context = Client(self.server, session)
 
-    async def on_message(self, session: EngineSession, data: str | bytes) -> None:
+    def on_message(self, session: EngineSession, data: str | bytes) -> Awaitable[None] | None:
         client: Client = session.context
-        await client.on_message(data)
+        return client.on_message(data)
 
     def on_close(self, session: EngineSession, reason: str) -> None:
         client: Client | None = session.context

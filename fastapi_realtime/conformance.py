@@ -18,7 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from .asgi import EngineApp
 from .options import EngineOptions
 from .router import RealtimeRouter
-from .server import Realtime
+from .server import HTTP_METHODS, Realtime
 from .sessions import EngineSession, SessionManager
 from .socket import Socket
 
@@ -36,7 +36,7 @@ class EchoHandler:
     def on_open(self, session: EngineSession) -> None:
         pass
 
-    async def on_message(self, session: EngineSession, data: str | bytes) -> None:
+    def on_message(self, session: EngineSession, data: str | bytes) -> None:
         session.send_frame(data if isinstance(data, bytes) else "4" + data)
 
     def on_close(self, session: EngineSession, reason: str) -> None:
@@ -67,7 +67,7 @@ def create_app() -> Starlette:
     realtime.include_router(socketio_router("/custom"))
     engine = EngineApp(SessionManager(EngineOptions(**SETTINGS), EchoHandler()))
     routes = [
-        Route("/engine.io/", engine, methods=["GET", "POST", "OPTIONS"]),
+        Route("/engine.io/", engine, methods=list(HTTP_METHODS)),
         WebSocketRoute("/engine.io/", engine),
     ]
     return Starlette(routes=[*routes, *realtime.router.routes], lifespan=realtime.lifespan)

@@ -29,6 +29,17 @@ def _is_subclass(annotation: Any, name: str) -> bool:
     return any(klass.__name__ == name and klass.__module__.startswith("fastapi_realtime") for klass in annotation.__mro__)
 
 
+def _resolve(annotation: Any, namespace: dict[str, Any]) -> Any:
+    """A string annotation evaluated in the handler's module, one parameter at a time, so one
+    unresolvable annotation does not hide the others."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, namespace)  # noqa: S307 - the module's own annotation text
+    except Exception:
+        return annotation
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
     func: Handler
@@ -43,15 +54,12 @@ class HandlerSpec:
         if not callable(func):
             raise TypeError(f"handler {func!r} is not callable")
         signature = inspect.signature(func)
-        try:
-            hints = typing.get_type_hints(func)
-        except Exception:
-            hints = {}
+        namespace = getattr(inspect.unwrap(func), "__globals__", {})
         plan: list[int] = []
         defaults: list[Any] = []
         index = 0
         for param in signature.parameters.values():
-            annotation = hints.get(param.name, param.annotation)
+            annotation = _resolve(param.annotation, namespace)
             if param.kind is param.VAR_POSITIONAL:
                 plan.append(_REST)
                 defaults.append(None)

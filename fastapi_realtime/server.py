@@ -32,6 +32,8 @@ from .socketio.packet import Packet, PacketType
 logger = logging.getLogger("fastapi_realtime")
 
 AdapterFactory = Callable[[Namespace], Adapter]
+# Every method reaches the engine, which answers the unexpected ones as Node does.
+HTTP_METHODS = ("GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "HEAD")
 
 
 def _json_default(obj: Any) -> Any:
@@ -106,7 +108,7 @@ class Realtime:
         base = "" if self.path == "/" else self.path
         for path in {base + "/", base} - {""}:
             router.routes.append(
-                Route(path, self.app, methods=["GET", "POST", "OPTIONS"], include_in_schema=False, name=None)
+                Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=None)
             )
             router.routes.append(WebSocketRoute(path, self.app))
         return router
@@ -125,8 +127,13 @@ class Realtime:
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Disconnect every client (reason `server shutting down`) and wait for their handlers."""
+        clients = [s.context for s in self.manager.sessions.values() if s.context is not None]
         await self.manager.shutdown()
+        if clients:
+            idle = [asyncio.ensure_future(c.wait_idle()) for c in clients]
+            await asyncio.wait(idle, timeout=timeout)
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
         # Let disconnect handlers that were just scheduled run.

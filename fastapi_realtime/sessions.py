@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from ._types import EioFrame, Scope
@@ -21,7 +21,7 @@ from .options import EngineOptions
 
 logger = logging.getLogger("fastapi_realtime.engine")
 
-WsSend = Callable[[EioFrame], Awaitable[None]]
+WsSend = Callable[[EioFrame], Coroutine[Any, Any, None]]
 
 
 class EngineHandler(Protocol):
@@ -29,7 +29,8 @@ class EngineHandler(Protocol):
 
     def on_open(self, session: EngineSession) -> None: ...
 
-    async def on_message(self, session: EngineSession, data: str | bytes) -> None: ...
+    def on_message(self, session: EngineSession, data: str | bytes) -> Awaitable[None] | None:
+        """Take one message; return something to await when the reader should pause (backpressure)."""
 
     def on_close(self, session: EngineSession, reason: str) -> None: ...
 
@@ -40,7 +41,7 @@ class EngineSession:
     __slots__ = (
         "sid", "scope", "manager", "transport", "upgrading", "closed", "context",
         "_queue", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
-        "_close_ws", "_close_timer", "_getting", "_posting",
+        "_close_ws", "_close_timer", "_close_after_drain", "_getting", "_posting",
     )
 
     def __init__(self, manager: SessionManager, scope: Scope, transport: str) -> None:
@@ -60,6 +61,7 @@ class EngineSession:
         self._timeout_timer: asyncio.TimerHandle | None = None
         self._close_ws: Callable[[], Awaitable[None]] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
+        self._close_after_drain = False
         self._getting = False
         self._posting = False
 
@@ -92,29 +94,68 @@ class EngineSession:
     def _wake(self) -> None:
         if self.transport == "websocket" and not self.upgrading:
             if self._writer is None and self._ws_send is not None:
-                self._writer = asyncio.get_running_loop().create_task(self._drain_ws())
+                self._write_now()
         else:
             waiter = self._poll_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
-    async def _drain_ws(self) -> None:
-        # Started when frames arrive and ends when the queue is empty, so an idle
-        # connection holds no writer task.
+    def _write_now(self) -> None:
+        """Write queued frames without a task while the transport takes them at once.
+
+        An ASGI send normally completes without suspending (the server just writes to its
+        transport); only when one suspends (the peer is not reading) does a writer task take
+        over that send and the rest of the queue. So the common case costs no task at all.
+        """
         queue = self._queue
         send = self._ws_send
         assert send is not None
+        while queue:
+            pending = send(queue.popleft())
+            try:
+                blocked_on = pending.send(None)
+            except StopIteration:
+                continue
+            except Exception:  # the peer went away; the reader will see the close
+                queue.clear()
+                return
+            self._writer = asyncio.get_running_loop().create_task(self._finish_write(pending, blocked_on))
+            return
+
+    async def _finish_write(self, pending: Coroutine[Any, Any, None], blocked_on: Any) -> None:
         try:
+            while True:
+                # Wait for what the send is blocked on, then let it go on (it reads the outcome itself).
+                if blocked_on is None:
+                    await asyncio.sleep(0)
+                else:
+                    try:
+                        await blocked_on
+                    except BaseException:
+                        pass
+                try:
+                    blocked_on = pending.send(None)
+                except StopIteration:
+                    break
+            queue = self._queue
+            send = self._ws_send
+            assert send is not None
             while queue:
                 await send(queue.popleft())
+        except asyncio.CancelledError:
+            pending.close()
+            raise
         except Exception:  # the peer went away mid-write; the reader sees the close
-            queue.clear()
+            self._queue.clear()
         finally:
             self._writer = None
 
     def take_frames(self) -> list[EioFrame]:
         frames = list(self._queue)
         self._queue.clear()
+        if self._close_after_drain:
+            self._close_after_drain = False
+            self._queue.append(CLOSE_FRAME)
         return frames
 
     def has_frames(self) -> bool:
@@ -165,11 +206,14 @@ class EngineSession:
         self._wake()
 
     # -- incoming --------------------------------------------------------------------------
-    async def receive(self, packet_type: int, data: str | bytes) -> None:
-        """Handle one packet from the client (already split off its transport framing)."""
+    def receive(self, packet_type: int, data: str | bytes) -> Awaitable[None] | None:
+        """Handle one packet from the client (already split off its transport framing).
+
+        Returns something to await before reading more when the layer above is backed up.
+        """
         if packet_type == 4:
-            await self.manager.handler.on_message(self, data)
-        elif packet_type == 3:
+            return self.manager.handler.on_message(self, data)
+        if packet_type == 3:
             self._on_pong()
         elif packet_type == 1:
             self.close("transport close", notify_client=False)
@@ -178,6 +222,7 @@ class EngineSession:
             self.close("transport error")
         else:
             raise RemoteProtocolError(f"unexpected packet type {packet_type}")
+        return None
 
     # -- heartbeat ------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -226,21 +271,30 @@ class EngineSession:
                 loop = asyncio.get_running_loop()
                 loop.create_task(self._close_websocket())
             return
-        if notify_client and reason not in ("transport close",):
-            # A polling client learns of the close from its pending or next GET (§1.7).
-            self._queue.append(CLOSE_FRAME)
-            waiter = self._poll_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            if not self._getting:
-                self._close_timer = asyncio.get_running_loop().call_later(
-                    manager.options.close_timeout, manager.forget, self
-                )
-            return
         waiter = self._poll_waiter
-        if waiter is not None and not waiter.done():
-            self._queue.clear()
-            self._queue.append(NOOP_FRAME)
+        waiting = waiter is not None and not waiter.done()
+        if reason == "forced close" and self._queue:
+            # A close the server chose: like Node, a GET first drains what is queued (a
+            # DISCONNECT packet, say) and the close packet goes in the GET after it, so the
+            # client handles the packets before it sees the transport close.
+            self._close_after_drain = True
+            self._close_timer = asyncio.get_running_loop().call_later(
+                manager.options.close_timeout, manager.forget, self
+            )
+            if waiting:
+                assert waiter is not None
+                waiter.set_result(None)
+            return
+        # Otherwise the session is gone at once (the next request gets 400 "Session ID
+        # unknown"); a GET that is waiting right now is told with a close (or a noop when
+        # the client itself closed).
+        if waiting:
+            assert waiter is not None
+            if notify_client:
+                self._queue.append(CLOSE_FRAME)
+            else:
+                self._queue.clear()
+                self._queue.append(NOOP_FRAME)
             waiter.set_result(None)
         manager.forget(self)
 

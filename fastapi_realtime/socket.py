@@ -57,7 +57,7 @@ def make_handshake(scope: Any, auth: dict[str, Any]) -> Handshake:
 
     client = scope.get("client")
     query_string = scope.get("query_string", b"").decode("latin-1")
-    path = scope.get("root_path", "") + scope.get("path", "")
+    path = scope.get("path", "")  # ASGI servers and Starlette include root_path in it
     now = time.time()
     return Handshake(
         headers=headers,
@@ -243,7 +243,11 @@ class Socket:
         self.connected = False
         self.nsp.remove(self)
         self.client.forget(self)
+        self.fail_acks()
+        self.client.schedule_disconnect(self, reason)
+
+    def fail_acks(self) -> None:
+        """The client can no longer answer: waiting emit_with_ack calls raise DisconnectedError."""
         acks, self._acks = self._acks, {}
         for callback in acks.values():
             callback(None)
-        self.client.schedule_disconnect(self, reason)

@@ -111,7 +111,7 @@ def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | byt
 
 
 def _is_placeholder(obj: Any) -> bool:
-    return type(obj) is dict and obj.get("_placeholder") is True and len(obj) == 2 and "num" in obj
+    return type(obj) is dict and obj.get("_placeholder") is True
 
 
 def reconstruct(data: Any, attachments: list[bytes]) -> Any:
@@ -120,7 +120,7 @@ def reconstruct(data: Any, attachments: list[bytes]) -> Any:
         return [reconstruct(item, attachments) for item in data]
     if type(data) is dict:
         if _is_placeholder(data):
-            num = data["num"]
+            num = data.get("num")
             if type(num) is not int or not 0 <= num < len(attachments):
                 raise RemoteProtocolError("invalid attachment placeholder")
             return attachments[num]
@@ -128,20 +128,23 @@ def reconstruct(data: Any, attachments: list[bytes]) -> Any:
     return data
 
 
+_ABSENT: Any = object()
+
+
 def _valid_payload(type_: PacketType, data: Any) -> bool:
+    """Node's decoder rules (§2.1); `data` is _ABSENT when the packet has no payload."""
     if type_ is PacketType.CONNECT:
-        return data is None or type(data) is dict
+        return data is _ABSENT or type(data) is dict
     if type_ is PacketType.DISCONNECT:
-        return data is None
-    if type_ in (PacketType.EVENT, PacketType.BINARY_EVENT):
+        return data is _ABSENT
+    if type_ is PacketType.EVENT or type_ is PacketType.BINARY_EVENT:
         if type(data) is not list or not data:
             return False
         name = data[0]
-        return (type(name) is str and name not in RESERVED_EVENTS) or type(name) is int
-    if type_ in (PacketType.ACK, PacketType.BINARY_ACK):
+        return (type(name) is str and name not in RESERVED_EVENTS) or type(name) in (int, float)
+    if type_ is PacketType.ACK or type_ is PacketType.BINARY_ACK:
         return type(data) is list
-    # CONNECT_ERROR only travels server -> client.
-    return False
+    return type(data) in (dict, str)  # CONNECT_ERROR
 
 
 class Header(NamedTuple):
@@ -180,7 +183,7 @@ def decode_text(text: str, *, max_attachments: int) -> Header:
     while pos < end and "0" <= text[pos] <= "9":
         pos += 1
     ack_id = int(text[start:pos]) if pos > start else None
-    data: Any = None
+    data: Any = _ABSENT
     if pos < end:
         try:
             data = json.loads(text[pos:])
@@ -188,4 +191,4 @@ def decode_text(text: str, *, max_attachments: int) -> Header:
             raise RemoteProtocolError("invalid JSON payload") from exc
     if not _valid_payload(type_, data):
         raise RemoteProtocolError(f"invalid payload for {type_.name}")
-    return Header(Packet(type_, namespace, data, ack_id), attachments)
+    return Header(Packet(type_, namespace, None if data is _ABSENT else data, ack_id), attachments)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from .._types import EioFrame, Receive, Scope, Send
-from ..engineio.handshake import ErrorCode
 from ..engineio.packet import NOOP_FRAME
 from ..engineio.payload import encode_payload, decode_payload
 from ..exceptions import RemoteProtocolError
 from ..sessions import EngineSession
-from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond, respond_error
+from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond
 
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -29,7 +28,7 @@ async def handle_get(session: EngineSession, send: Send, headers: Headers) -> No
     finally:
         session.end_get()
     await respond(send, 200, encode_payload(frames).encode(), TEXT_PLAIN, [*headers, NO_STORE])
-    if session.closed:
+    if session.closed and not session.has_frames():
         session.finish_close()
 
 
@@ -60,7 +59,7 @@ async def handle_post(session: EngineSession, scope: Scope, receive: Receive, se
     if content_type.startswith("application/octet-stream"):
         # EIO v4 polling bodies are always text (§1.4).
         session.close("transport error")
-        await respond_error(send, ErrorCode.BAD_REQUEST, headers)
+        await respond(send, 400, b"", None, headers)
         return
     if not session.begin_post():
         session.close("transport error")
@@ -76,7 +75,9 @@ async def handle_post(session: EngineSession, scope: Scope, receive: Receive, se
             for packet in packets:
                 if session.closed:
                     break
-                await session.receive(packet.type, packet.data)
+                waiter = session.receive(packet.type, packet.data)
+                if waiter is not None:
+                    await waiter
         except (RemoteProtocolError, UnicodeDecodeError):
             session.close("parse error")
     finally:

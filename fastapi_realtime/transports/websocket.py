@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from .._types import EioFrame, Message, Receive, Scope, Send
 from ..engineio.handshake import open_frame
@@ -86,6 +87,7 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
 async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
     limit = session.manager.options.max_http_buffer_size
     receive = ws.receive
+    on_message = session.manager.handler.on_message
     try:
         while not session.closed:
             message = await receive()
@@ -93,15 +95,16 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
                 session.close("transport close", notify_client=False)
                 return
             text = message.get("text")
+            waiter: Awaitable[None] | None
             if text is not None:
                 if len(text) > limit:
                     session.close("transport error")
                     await ws.close(1009)
                     return
-                if text and text[0] == "4":
-                    await session.receive(4, text[1:])
-                elif text and "1" <= text[0] <= "3" and len(text) == 1:
-                    await session.receive(ord(text[0]) - 48, "")
+                if text[:1] == "4":
+                    waiter = on_message(session, text[1:])
+                elif len(text) == 1 and "1" <= text <= "3":
+                    waiter = session.receive(ord(text) - 48, "")
                 else:
                     session.close("parse error")
                     return
@@ -111,7 +114,9 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
                     session.close("transport error")
                     await ws.close(1009)
                     return
-                await session.receive(4, data)
+                waiter = on_message(session, data)
+            if waiter is not None:
+                await waiter
     except Exception:
         if not session.closed:
             session.close("transport error")
