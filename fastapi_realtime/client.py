@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import RemoteProtocolError
 from .sessions import EngineSession
-from .socket import Socket, make_handshake
+from .socket import Socket
 from .socketio.packet import Packet, PacketType
 from .socketio.parser import Decoder
 
@@ -122,7 +122,7 @@ class Client:
         if nsp is None:
             self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
             return
-        socket = Socket(nsp, self, server.generate_socket_id(), make_handshake(self.session.scope, auth))
+        socket = Socket(nsp, self, server.generate_socket_id(), auth)
         await server.restore_hook(socket, auth)
         self.sockets[name] = socket
         rejection = await nsp.admit(socket, auth)

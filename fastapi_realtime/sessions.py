@@ -182,13 +182,13 @@ class EngineSession:
     def end_post(self) -> None:
         self._posting = False
 
-    async def wait_for_frames(self) -> None:
-        """Wait (in a GET) until there is something to send, or the session ends."""
+    def frames_ready(self) -> asyncio.Future[None] | None:
+        """None if a GET can answer now, else a future that resolves when it can."""
         if self._queue or self.closed:
-            return
+            return None
         waiter = asyncio.get_running_loop().create_future()
         self._poll_waiter = waiter
-        await waiter
+        return waiter
 
     def release_poll(self) -> None:
         """Answer a pending GET now (with a noop if nothing is queued): used by upgrades."""

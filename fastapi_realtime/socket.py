@@ -47,7 +47,7 @@ class Handshake:
         return data
 
 
-def make_handshake(scope: Any, auth: dict[str, Any]) -> Handshake:
+def make_handshake(scope: Any, auth: dict[str, Any], issued: float) -> Handshake:
     headers: dict[str, str] = {}
     for raw_key, raw_value in scope.get("headers", ()):
         key = raw_key.decode("latin-1").lower()
@@ -58,14 +58,13 @@ def make_handshake(scope: Any, auth: dict[str, Any]) -> Handshake:
     client = scope.get("client")
     query_string = scope.get("query_string", b"").decode("latin-1")
     path = scope.get("path", "")  # ASGI servers and Starlette include root_path in it
-    now = time.time()
     return Handshake(
         headers=headers,
         query=query_params(scope),
         auth=auth,
         address=client[0] if client else "",
-        time=formatdate(now, usegmt=True),
-        issued=int(now * 1000),
+        time=formatdate(issued, usegmt=True),
+        issued=int(issued * 1000),
         url=f"{path}?{query_string}" if query_string else path,
         secure=scope.get("scheme") in ("https", "wss"),
         xdomain="origin" in headers,
@@ -75,15 +74,21 @@ def make_handshake(scope: Any, auth: dict[str, Any]) -> Handshake:
 class Socket:
     """One client's connection to one namespace."""
 
-    __slots__ = ("id", "pid", "nsp", "client", "data", "handshake", "connected", "recovered", "_acks", "_held")
+    __slots__ = (
+        "id", "pid", "nsp", "client", "data", "connected", "recovered",
+        "_acks", "_held", "_auth", "_issued", "_handshake",
+    )
 
-    def __init__(self, nsp: Namespace, client: Client, sid: str, handshake: Handshake) -> None:
+    def __init__(self, nsp: Namespace, client: Client, sid: str, auth: dict[str, Any]) -> None:
         self.id = sid
         self.pid: str | None = None
         self.nsp = nsp
         self.client = client
         self.data: dict[str, Any] = {}
-        self.handshake = handshake
+        self._auth = auth
+        self._issued = time.time()
+        # Built on first use: most sockets never read it, and it would copy every header.
+        self._handshake: Handshake | None = None
         self.connected = False
         self.recovered = False
         self._acks: dict[int, Any] = {}
@@ -92,6 +97,13 @@ class Socket:
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.nsp.name}>"
+
+    @property
+    def handshake(self) -> Handshake:
+        """Headers, query, auth, address, time and url of the connection request."""
+        if self._handshake is None:
+            self._handshake = make_handshake(self.client.session.scope, self._auth, self._issued)
+        return self._handshake
 
     @property
     def namespace(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from .._types import EioFrame, Receive, Scope, Send
 from ..engineio.packet import NOOP_FRAME
 from ..engineio.payload import encode_payload, decode_payload
@@ -12,7 +14,23 @@ from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond
 NO_STORE = (b"cache-control", b"no-store")
 
 
-async def handle_get(session: EngineSession, send: Send, headers: Headers) -> None:
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the (empty) body of the GET itself
+
+
+async def _client_stayed(waiter: asyncio.Future[None], receive: Receive) -> bool:
+    """Wait for `waiter`; False if the client dropped the request first."""
+    gone = asyncio.ensure_future(_disconnected(receive))
+    await asyncio.wait((waiter, gone), return_when=asyncio.FIRST_COMPLETED)
+    if waiter.done():
+        gone.cancel()
+        return True
+    waiter.cancel()
+    return False
+
+
+async def handle_get(session: EngineSession, receive: Receive, send: Send, headers: Headers) -> None:
     if not session.begin_get():
         # Overlapping GETs break the protocol: the session ends and the first GET gets the close.
         session.close("transport error")
@@ -23,7 +41,11 @@ async def handle_get(session: EngineSession, send: Send, headers: Headers) -> No
         if session.upgrading and not session.has_frames():
             frames = [NOOP_FRAME]
         else:
-            await session.wait_for_frames()
+            waiter = session.frames_ready()
+            if waiter is not None and not await _client_stayed(waiter, receive):
+                # Node: "poll connection closed prematurely", a transport error.
+                session.close("transport error", notify_client=False)
+                return
             frames = session.take_frames() or [NOOP_FRAME]
     finally:
         session.end_get()
