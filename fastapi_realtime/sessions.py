@@ -129,6 +129,9 @@ class EngineSession:
                 if blocked_on is None:
                     await asyncio.sleep(0)
                 else:
+                    # Take the future over as its task would have: clear the flag the
+                    # coroutine's own `yield` set, or awaiting it here is refused.
+                    blocked_on._asyncio_future_blocking = False
                     try:
                         await blocked_on
                     except BaseException:
@@ -314,8 +317,10 @@ class EngineSession:
                 pass
         assert self._close_ws is not None
         try:
-            await self._close_ws()
-        except Exception:
+            # A peer that stopped reading may never take the close frame either; the ASGI
+            # server's own WebSocket keepalive then ends the connection.
+            await asyncio.wait_for(self._close_ws(), self.manager.options.close_timeout)
+        except (asyncio.TimeoutError, Exception):
             pass
 
     def finish_close(self) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
 
 from fastapi_realtime import Realtime, Socket
 
-realtime = Realtime(max_queue=32, ping_interval=5.0, ping_timeout=5.0)
+realtime = Realtime(max_queue=64, ping_interval=5.0, ping_timeout=5.0)
 reasons: dict[str, str] = {}
 
 
@@ -28,6 +29,8 @@ async def flood(socket: Socket, count: int, size: int) -> int:
     blob = "x" * size
     for i in range(count):
         await realtime.to("all").emit("blob", i, blob)
+        # Paced so a client that reads keeps up; one that never reads still overflows.
+        await asyncio.sleep(0.002)
     return count
 
 

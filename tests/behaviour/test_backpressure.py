@@ -25,9 +25,11 @@ APP = "tests.behaviour.slow_app:app"
 def _stalled_client(base: str) -> tuple[socket.socket, str]:
     """Open a WebSocket, join "/", read the CONNECT reply, then stop reading for good."""
     host, port = base.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=5)
-    # A small receive buffer so the server's transport backs up soon.
+    sock = socket.socket()
+    # A small receive buffer, set before connecting so the kernel does not grow it.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (

@@ -1,0 +1,50 @@
+"""fastapi-realtime server under test: Realtime() included into a FastAPI app.
+
+Configuration comes from environment variables (set by ``python -m bench``), so extra server
+configurations (e.g. a connection-state-recovery variant) need no new app module:
+  BENCH_JOIN_ROOM       room every client joins on connect (empty: join nothing)
+  BENCH_YIELD_EVERY     the "blast" loop yields to the event loop every this many emits
+  BENCH_REALTIME_KWARGS JSON object of extra keyword arguments for Realtime(...)
+"""
+
+# No `from __future__ import annotations` here: the handlers' `Socket` annotation must be a real
+# object (it is imported inside create_app), since the core finds the socket parameter by it.
+import asyncio
+import json
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    # Imported here so that `python -m bench` works (for the other servers) before the core exists.
+    from fastapi_realtime import Realtime, Socket
+
+    join_room = os.environ.get("BENCH_JOIN_ROOM", "")
+    yield_every = max(1, int(os.environ.get("BENCH_YIELD_EVERY", "8")))
+    kwargs: dict[str, Any] = json.loads(os.environ.get("BENCH_REALTIME_KWARGS") or "{}")
+    rt = Realtime(**kwargs)
+
+    @rt.on("connect")
+    async def on_connect(socket: Socket, auth: Any) -> None:
+        if join_room:
+            await socket.join(join_room)
+
+    @rt.on("echo")
+    async def echo(socket: Socket, data: Any) -> Any:
+        return data
+
+    @rt.on("blast")
+    async def blast(socket: Socket, count: int) -> int:
+        # Broadcast `count` messages to the room as fast as the server can take them.
+        op = rt.to(join_room) if join_room else rt
+        for i in range(int(count)):
+            await op.emit("msg", {"n": i, "s": "hello world"})
+            if i % yield_every == yield_every - 1:
+                await asyncio.sleep(0)
+        return int(count)
+
+    app = FastAPI()
+    app.include_router(rt.router)
+    return app
