@@ -12,6 +12,7 @@ from .exceptions import (
     RemoteProtocolError,
 )
 from .namespace import Namespace
+from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .router import RealtimeRouter
 from .server import Realtime
 from .socket import Handshake, Socket
@@ -26,12 +27,16 @@ __all__ = [
     "Handshake",
     "LocalProtocolError",
     "MemoryAdapter",
+    "MemoryRecoveryStore",
     "Namespace",
     "ProtocolError",
     "RealtimeError",
     "Realtime",
     "RealtimeRouter",
+    "RecoveryOptions",
+    "RecoveryStore",
     "RemoteProtocolError",
     "RemoteSocket",
+    "SessionSnapshot",
     "Socket",
 ]

@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import RemoteProtocolError
+from .recovery import generate_pid, valid_token
 from .sessions import EngineSession
 from .socket import Socket
 from .socketio.packet import Packet, PacketType
 from .socketio.parser import Decoder
 
 if TYPE_CHECKING:
+    from .namespace import Namespace
     from .server import Realtime
 
 logger = logging.getLogger("fastapi_realtime")
@@ -121,8 +123,7 @@ class Client:
         if nsp is None:
             self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
             return
-        socket = Socket(nsp, self, server.generate_socket_id(), auth)
-        await server.restore_hook(socket, auth)
+        socket = await self._new_socket(nsp, auth)
         self.sockets[name] = socket
         rejection = await nsp.admit(socket, auth)
         if self.session.closed:
@@ -139,6 +140,29 @@ class Client:
             self._connect_timer = None
         self.session.send(nsp.connect_reply(socket))
         socket.release_held()
+
+    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> Socket:
+        """A fresh socket, or the recovered one when the auth carries a valid pid and offset."""
+        store = nsp.recovery
+        if store is None:
+            return Socket(nsp, self, self.server.generate_socket_id(), auth)
+        pid, offset = auth.get("pid"), auth.get("offset")
+        if valid_token(pid) and valid_token(offset):
+            restored = await store.restore(pid, offset)
+            if restored is not None and restored.snapshot.sid not in nsp.sockets:
+                snapshot = restored.snapshot
+                socket = Socket(nsp, self, snapshot.sid, auth)
+                socket.pid = snapshot.pid
+                socket.recovered = True
+                socket.data = snapshot.data
+                nsp.adapter.add_all(snapshot.sid, snapshot.rooms)
+                # Missed events go out first, with their original offsets, then the CONNECT reply.
+                if restored.missed:
+                    self.session.send(restored.missed, bounded=False)
+                return socket
+        socket = Socket(nsp, self, self.server.generate_socket_id(), auth)
+        socket.pid = generate_pid()
+        return socket
 
     # -- lifecycle -----------------------------------------------------------------------------
     def forget(self, socket: Socket) -> None:

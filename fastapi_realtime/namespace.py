@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
-from .adapters.base import Adapter, AckCallback, SocketInfo
+from .adapters.base import AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
 from .exceptions import ConnectionRejected
+from .recovery import RecoveryStore
 from .router import HandlerTable, Middleware
 from .socketio.packet import Packet, PacketType, encode
 
@@ -30,6 +31,7 @@ class Namespace:
         self.sockets: dict[str, Socket] = {}
         self._ack_id = 0
         self.adapter: Adapter = server.adapter_factory(self)
+        self.recovery: RecoveryStore | None = server.recovery_factory(self)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"
@@ -39,6 +41,13 @@ class Namespace:
         parts = encode(packet, self.server.json_default)
         parts[0] = "4" + parts[0]  # type: ignore[operator]
         return parts
+
+    async def frames_for(self, packet: Packet, opts: BroadcastOptions) -> list[EioFrame]:
+        store = self.recovery
+        # Stored (and so given an offset): plain events without an ack id, not volatile (§2.4.2).
+        if store is None or opts.volatile or packet.id is not None or packet.type is not PacketType.EVENT:
+            return self.encode(packet)
+        return await store.store(packet, opts, self.encode)
 
     def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool:
         socket = self.sockets.get(sid)
@@ -87,7 +96,7 @@ class Namespace:
         socket.connected = True
         rejection: ConnectionRejected | None = None
         try:
-            if not socket.recovered or not self.server.skip_recovery_middlewares:
+            if not (socket.recovered and self.server.skip_recovery_middlewares):
                 await self.run_middlewares(socket)
             if self.table.connect is not None:
                 await self.table.connect.call(socket, [auth])

@@ -24,6 +24,7 @@ from .engineio.handshake import generate_sid
 
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions
+from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .router import H, HandlerTable, Middleware, NamespaceSpec, RealtimeRouter
 from .sessions import SessionManager
 from .socket import Socket
@@ -32,6 +33,7 @@ from .socketio.packet import Packet, PacketType
 logger = logging.getLogger("fastapi_realtime")
 
 AdapterFactory = Callable[[Namespace], Adapter]
+RecoveryStoreFactory = Callable[[Namespace, RecoveryOptions], RecoveryStore]
 # Every method reaches the engine, which answers the unexpected ones as Node does.
 HTTP_METHODS = ("GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -65,6 +67,8 @@ class Realtime:
         max_attachments: int = 10,
         max_queue: int = 1024,
         adapter: AdapterFactory | None = None,
+        recovery: RecoveryOptions | bool | None = None,
+        recovery_store: RecoveryStoreFactory | None = None,
     ) -> None:
         self.engine_options = EngineOptions(
             ping_interval=ping_interval,
@@ -93,7 +97,16 @@ class Realtime:
         self.max_queue = max_queue
         self.adapter_factory: AdapterFactory = adapter or MemoryAdapter
         self.json_default: Callable[[Any], Any] = _json_default
-        self.skip_recovery_middlewares = True
+        if recovery is True:
+            recovery = RecoveryOptions()
+        if recovery is not None and recovery is not False and not isinstance(recovery, RecoveryOptions):
+            raise ValueError("recovery must be RecoveryOptions, True or None")
+        if recovery_store is not None and not callable(recovery_store):
+            raise ValueError("recovery_store must be a callable taking the namespace and the options")
+        self.recovery: RecoveryOptions | None = recovery or None
+        self._recovery_store = recovery_store
+        self.skip_recovery_middlewares = self.recovery is not None and self.recovery.skip_middlewares
+        self._persisting: set[asyncio.Task[None]] = set()
         self.middlewares: list[Middleware] = []
         self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
@@ -134,8 +147,12 @@ class Realtime:
         if clients:
             idle = [asyncio.ensure_future(c.wait_idle()) for c in clients]
             await asyncio.wait(idle, timeout=timeout)
+        if self._persisting:
+            await asyncio.wait(list(self._persisting), timeout=timeout)
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
+            if nsp.recovery is not None:
+                await nsp.recovery.close()
         # Let disconnect handlers that were just scheduled run.
         await asyncio.sleep(0)
 
@@ -221,11 +238,24 @@ class Realtime:
                 return nsp
         return None
 
+    def recovery_factory(self, nsp: Namespace) -> RecoveryStore | None:
+        if self.recovery is None:
+            return None
+        if self._recovery_store is not None:
+            return self._recovery_store(nsp, self.recovery)
+        return MemoryRecoveryStore(self.recovery)
+
     def generate_socket_id(self) -> str:
         return generate_sid()
 
-    async def restore_hook(self, socket: Socket, auth: Any) -> None:
-        """Seam for connection state recovery: nothing to restore without it."""
+    def persist_later(self, nsp: Namespace, snapshot: SessionSnapshot) -> None:
+        """Keep a disconnected socket's state; shutdown waits for these writes."""
+        store = nsp.recovery
+        if store is None:
+            return
+        task = asyncio.get_running_loop().create_task(store.persist(snapshot))
+        self._persisting.add(task)
+        task.add_done_callback(self._persisting.discard)
 
     def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:
         payload: dict[str, Any] = {"message": message}

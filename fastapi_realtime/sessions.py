@@ -75,13 +75,16 @@ class EngineSession:
             return not self._queue
         return self._poll_waiter is not None and not self._poll_waiter.done()
 
-    def send(self, frames: Iterable[EioFrame]) -> None:
-        """Queue frames; never waits. A client whose queue overflows is closed as too slow."""
+    def send(self, frames: Iterable[EioFrame], *, bounded: bool = True) -> None:
+        """Queue frames; never waits. A client whose queue overflows is closed as too slow.
+
+        `bounded=False` is for one deliberate burst (the events a recovered client missed).
+        """
         if self.closed:
             return
         queue = self._queue
         queue.extend(frames)
-        if len(queue) > self.manager.options.max_queue:
+        if bounded and len(queue) > self.manager.options.max_queue:
             queue.clear()
             logger.info("closing %s: outgoing queue overflow", self.sid)
             self.close("transport error")

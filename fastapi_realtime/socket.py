@@ -11,8 +11,10 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
+from .adapters.base import BroadcastOptions
 from .broadcast import BroadcastOperator, RoomArg, ack_value, event_packet, rooms_of
 from .exceptions import AckTimeoutError, DisconnectedError
+from .recovery import RECOVERABLE_REASONS, SessionSnapshot
 from .socketio.packet import Packet, PacketType
 
 if TYPE_CHECKING:
@@ -143,7 +145,13 @@ class Socket:
 
     async def emit(self, event: str, *args: Any) -> None:
         """Send an event to this client."""
-        self.send_frames(self.nsp.encode(event_packet(self.nsp.name, event, args)))
+        packet = event_packet(self.nsp.name, event, args)
+        if self.nsp.recovery is not None:
+            # Through the adapter like a broadcast to the socket's own room, so the event is
+            # stored with an offset and can be replayed after a reconnection (§2.4.2).
+            await self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset((self.id,))))
+        else:
+            self.send_frames(self.nsp.encode(packet))
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = DEFAULT_ACK_TIMEOUT) -> Any:
         """Send an event and wait for the client's ack: None, its one argument, or a tuple of several.
@@ -252,6 +260,8 @@ class Socket:
         """Tear down local state at once; the disconnect handler runs in the client's event order."""
         if not self.connected:
             return
+        if self.pid is not None and reason in RECOVERABLE_REASONS:
+            self.nsp.server.persist_later(self.nsp, SessionSnapshot(self.id, self.pid, sorted(self.rooms), self.data))
         self.connected = False
         self.nsp.remove(self)
         self.client.forget(self)

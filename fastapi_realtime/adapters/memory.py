@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._types import EioFrame
 from ..socketio.packet import Packet
 from .base import AckCallback, Adapter, BroadcastOptions
 
 
 class MemoryAdapter(Adapter):
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        self.broadcast_local(packet, opts)
-
-    def broadcast_local(self, packet: Packet, opts: BroadcastOptions) -> int:
         # Encode once; every recipient gets the same frame objects.
-        frames = self.nsp.encode(packet)
+        self.deliver_local(await self.nsp.frames_for(packet, opts), opts)
+
+    def deliver_local(self, frames: list[EioFrame], opts: BroadcastOptions) -> int:
         deliver = self.nsp.deliver
         volatile = opts.volatile
         count = 0
