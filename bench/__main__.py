@@ -38,7 +38,7 @@ OTHER_WARN_PERCENT = 15.0
 
 # Extra Realtime(...) keyword arguments for the --recovery variant. Adjust here once the core
 # exposes connection state recovery; the app reads them from BENCH_REALTIME_KWARGS.
-RECOVERY_KWARGS: dict[str, Any] = {"connection_state_recovery": {"max_disconnection_duration": 120.0}}
+RECOVERY_KWARGS: dict[str, Any] = {"recovery": True}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,10 @@ _REST = -3
 
 
 def _is_subclass(annotation: Any, name: str) -> bool:
+    if isinstance(annotation, str):
+        # An annotation that could not be resolved (imported only inside a function, say):
+        # its spelling is all there is to go on.
+        return annotation == name or annotation.endswith("." + name)
     if not inspect.isclass(annotation):
         return False
     return any(klass.__name__ == name and klass.__module__.startswith("fastapi_realtime") for klass in annotation.__mro__)
