@@ -46,3 +46,14 @@ class AckTimeoutError(RealtimeError, TimeoutError):
 
 class DisconnectedError(RealtimeError):
     """The socket was disconnected before the operation could complete."""
+
+
+class EventValidationError(RealtimeError):
+    """An event's arguments (or the handshake data a dependency needs) failed validation.
+
+    `errors` is a list like the `detail` of FastAPI's 422 response.
+    """
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__("event validation failed")
+        self.errors = errors

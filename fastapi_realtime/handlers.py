@@ -1,26 +1,45 @@
-"""Handler signature analysis, done once at registration.
+"""Handler signature analysis, done once at registration; resolution at call time.
 
-The `Socket` parameter is found by its annotation (so is the `Realtime` server); the other
-positional parameters bind to the event's arguments in order, and `*args` takes the rest.
+A handler's parameters come from three places:
+- by annotation, the `Socket` and the `Realtime` server;
+- FastAPI's own dependency machinery, for `Depends(...)` (plain, async and generator, with
+  sub-dependencies, per-event caching and `app.dependency_overrides`), `Header()`, `Cookie()`,
+  `Query()` and `Request`/`HTTPConnection` parameters, all read from the connection's
+  handshake request;
+- the event's arguments, in order, for the remaining positional parameters (`*args` takes
+  the rest); annotated ones are validated and converted by pydantic.
+A handler with no dependencies and no annotations costs nothing beyond the call.
 """
 
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args, get_origin
+
+from fastapi import params
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant, solve_dependencies
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import HTTPConnection, Request
+
+from .exceptions import EventValidationError
 
 if TYPE_CHECKING:
     from .socket import Socket
 
 Handler = Callable[..., Any]
 
-# Parameter sources in a call plan.
+# Parameter sources in a call plan (non-negative values are event argument indexes).
 _SOCKET = -1
 _SERVER = -2
 _REST = -3
+_INJECTED = -4
+
+SOCKET_SCOPE_KEY = "fastapi_realtime.socket"
+UNSET: Any = object()
 
 
 def _is_subclass(annotation: Any, name: str) -> bool:
@@ -44,44 +63,120 @@ def _resolve(annotation: Any, namespace: dict[str, Any]) -> Any:
         return annotation
 
 
+def _is_injected(annotation: Any, default: Any) -> bool:
+    """Is this parameter FastAPI's business (a dependency or request data)?"""
+    if isinstance(default, (params.Depends, params.Param)):
+        return True
+    if get_origin(annotation) is Annotated:
+        if any(isinstance(extra, (params.Depends, params.Param)) for extra in get_args(annotation)[1:]):
+            return True
+        annotation = get_args(annotation)[0]
+    return inspect.isclass(annotation) and issubclass(annotation, HTTPConnection)
+
+
+def _needs_validation(annotation: Any) -> bool:
+    return annotation is not inspect.Parameter.empty and annotation is not Any and not isinstance(annotation, str)
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any] | None:
+    return TypeAdapter(annotation) if _needs_validation(annotation) else None
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
     func: Handler
     # One entry per parameter passed positionally: an argument index or a source constant.
     plan: tuple[int, ...]
+    names: tuple[str, ...]
     defaults: tuple[Any, ...]
+    validators: tuple[TypeAdapter[Any] | None, ...]
     is_async: bool
     concurrent: bool = False
+    dependant: Dependant | None = None
+    keyword_injected: tuple[str, ...] = ()
+    response: TypeAdapter[Any] | None = None
+    spread_response: bool = False
+    dependencies: tuple[params.Depends, ...] = ()
+    response_model: Any = UNSET
+
+    def with_dependencies(self, dependencies: Sequence[params.Depends]) -> HandlerSpec:
+        """The same handler, with `dependencies` run before its own."""
+        return HandlerSpec.from_callable(
+            self.func,
+            concurrent=self.concurrent,
+            dependencies=[*dependencies, *self.dependencies],
+            response_model=self.response_model,
+        )
 
     @classmethod
-    def from_callable(cls, func: Handler, *, concurrent: bool = False) -> HandlerSpec:
+    def from_callable(
+        cls,
+        func: Handler,
+        *,
+        concurrent: bool = False,
+        dependencies: Sequence[params.Depends] = (),
+        response_model: Any = UNSET,
+    ) -> HandlerSpec:
         if not callable(func):
             raise TypeError(f"handler {func!r} is not callable")
         signature = inspect.signature(func)
         namespace = getattr(inspect.unwrap(func), "__globals__", {})
         plan: list[int] = []
+        names: list[str] = []
         defaults: list[Any] = []
+        validators: list[TypeAdapter[Any] | None] = []
+        injected: list[inspect.Parameter] = []
+        keyword_injected: list[str] = []
         index = 0
         for param in signature.parameters.values():
             annotation = _resolve(param.annotation, namespace)
-            if param.kind is param.VAR_POSITIONAL:
-                plan.append(_REST)
-                defaults.append(None)
+            default = None if param.default is param.empty else param.default
+            if param.kind is param.VAR_KEYWORD:
                 continue
-            if param.kind in (param.KEYWORD_ONLY, param.VAR_KEYWORD):
-                if param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            if _is_injected(annotation, param.default):
+                injected.append(param.replace(annotation=annotation, kind=param.KEYWORD_ONLY))
+                if param.kind is param.KEYWORD_ONLY:
+                    keyword_injected.append(param.name)
+                    continue
+                source = _INJECTED
+            elif param.kind is param.KEYWORD_ONLY:
+                if param.default is param.empty:
                     raise TypeError(f"{func.__qualname__}: keyword-only parameter {param.name!r} needs a default")
                 continue
-            if _is_subclass(annotation, "Socket"):
-                plan.append(_SOCKET)
+            elif param.kind is param.VAR_POSITIONAL:
+                source = _REST
+                validators.append(_adapter(annotation))
+                plan.append(source)
+                names.append(param.name)
+                defaults.append(None)
+                continue
+            elif _is_subclass(annotation, "Socket"):
+                source = _SOCKET
             elif _is_subclass(annotation, "Realtime"):
-                plan.append(_SERVER)
+                source = _SERVER
             else:
-                plan.append(index)
+                source = index
                 index += 1
-            defaults.append(None if param.default is param.empty else param.default)
+            plan.append(source)
+            names.append(param.name)
+            defaults.append(default)
+            validators.append(_adapter(annotation) if source >= 0 else None)
+        dependant = None
+        if injected or dependencies:
+            dependant = _build_dependant(func, injected, dependencies)
+        response_model_arg = response_model
+        if response_model is UNSET:
+            response_model = _resolve(signature.return_annotation, namespace)
+        response = None
+        spread = False
+        if _needs_validation(response_model) and response_model is not None and response_model is not type(None):
+            response = TypeAdapter(response_model)
+            spread = get_origin(response_model) is tuple
         is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
-        return cls(func, tuple(plan), tuple(defaults), is_async, concurrent)
+        return cls(
+            func, tuple(plan), tuple(names), tuple(defaults), tuple(validators), is_async, concurrent,
+            dependant, tuple(keyword_injected), response, spread, tuple(dependencies), response_model_arg,
+        )
 
     @property
     def arity(self) -> int:
@@ -89,18 +184,100 @@ class HandlerSpec:
         return sum(1 for source in self.plan if source >= 0)
 
     async def call(self, socket: Socket, args: Sequence[Any]) -> Any:
+        """Run the handler on an event's arguments; raises EventValidationError on bad input."""
+        if self.dependant is None:
+            return await self._invoke(socket, args, {})
+        async with AsyncExitStack() as stack:
+            # Generator dependencies are cleaned up when this block ends: after the handler.
+            injected = await self._solve(socket, stack)
+            return await self._invoke(socket, args, injected)
+
+    async def _solve(self, socket: Socket, stack: AsyncExitStack) -> dict[str, Any]:
+        assert self.dependant is not None
+        scope = dict(socket.client.session.scope)
+        scope.update(
+            {
+                "type": "http",
+                "method": scope.get("method", "GET"),
+                "path_params": {},
+                "fastapi_inner_astack": stack,
+                "fastapi_function_astack": stack,
+                SOCKET_SCOPE_KEY: socket,
+            }
+        )
+        request = Request(scope)
+        solved = await solve_dependencies(
+            request=request,
+            dependant=self.dependant,
+            dependency_overrides_provider=scope.get("app"),
+            async_exit_stack=stack,
+            embed_body_fields=False,
+        )
+        if solved.errors:
+            raise EventValidationError(list(solved.errors))
+        return solved.values
+
+    async def _invoke(self, socket: Socket, args: Sequence[Any], injected: dict[str, Any]) -> Any:
         positional: list[Any] = []
+        errors: list[dict[str, Any]] = []
         count = len(args)
-        for source, default in zip(self.plan, self.defaults):
+        for source, name, default, validator in zip(self.plan, self.names, self.defaults, self.validators):
             if source >= 0:
-                positional.append(args[source] if source < count else default)
+                if source < count:
+                    value = args[source]
+                    if validator is not None:
+                        value = _validate(validator, value, name, errors)
+                    positional.append(value)
+                else:
+                    positional.append(default)
             elif source == _SOCKET:
                 positional.append(socket)
             elif source == _SERVER:
                 positional.append(socket.server)
+            elif source == _INJECTED:
+                positional.append(injected[name])
             else:
-                positional.extend(args[self.arity:])
-        result = self.func(*positional)
+                rest = args[self.arity:]
+                if validator is not None:
+                    rest = [_validate(validator, item, f"{name}[{i}]", errors) for i, item in enumerate(rest)]
+                positional.extend(rest)
+        if errors:
+            raise EventValidationError(errors)
+        keywords = {name: injected[name] for name in self.keyword_injected}
+        result = self.func(*positional, **keywords)
         if self.is_async or inspect.isawaitable(result):
-            result = await typing.cast(Awaitable[Any], result)
+            result = await cast(Awaitable[Any], result)
+        if self.response is not None and result is not None:
+            # Python mode keeps bytes as bytes (they travel as attachments); the packet encoder
+            # turns the rest (datetimes, UUIDs...) into JSON as FastAPI would.
+            result = self.response.dump_python(self.response.validate_python(result))
+            if self.spread_response:
+                result = tuple(result)
         return result
+
+
+def _validate(validator: TypeAdapter[Any], value: Any, name: str, errors: list[dict[str, Any]]) -> Any:
+    try:
+        return validator.validate_python(value)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            errors.append({**error, "loc": ("args", name, *error["loc"])})
+        return None
+
+
+def _build_dependant(func: Handler, injected: list[inspect.Parameter], dependencies: Sequence[params.Depends]) -> Dependant:
+    """A FastAPI Dependant for the handler's injected parameters plus router dependencies.
+
+    FastAPI analyses a signature, so the injected parameters are given one of their own.
+    """
+    extra = [
+        inspect.Parameter(f"__router_dependency_{i}", inspect.Parameter.KEYWORD_ONLY, default=dep)
+        for i, dep in enumerate(dependencies)
+    ]
+
+    def injected_only(**values: Any) -> None:  # never called: it only carries a signature
+        raise AssertionError
+
+    injected_only.__signature__ = inspect.Signature([*extra, *injected])  # type: ignore[attr-defined]
+    injected_only.__qualname__ = getattr(func, "__qualname__", "handler")
+    return get_dependant(path="", call=injected_only)

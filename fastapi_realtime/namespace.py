@@ -11,7 +11,7 @@ from .adapters.base import AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
 from .exceptions import ConnectionRejected
 from .recovery import RecoveryStore
-from .router import HandlerTable, Middleware
+from .router import EventMiddleware, HandlerTable, Middleware
 from .socketio.packet import Packet, PacketType, encode
 
 if TYPE_CHECKING:
@@ -109,6 +109,10 @@ class Namespace:
             socket.connected = False
             self.remove(socket)
         return rejection
+
+    @property
+    def event_middlewares(self) -> list[EventMiddleware]:
+        return [*self.server.event_middlewares, *self.table.event_middlewares]
 
     def use(self, middleware: Middleware) -> Middleware:
         self.table.middlewares.append(middleware)

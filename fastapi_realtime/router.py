@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .handlers import Handler, HandlerSpec
+from fastapi import params
+
+from .handlers import UNSET, Handler, HandlerSpec
 from .socketio.packet import RESERVED_EVENTS
 
 if TYPE_CHECKING:
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 H = TypeVar("H", bound=Handler)
 Middleware = Callable[["Socket"], Awaitable[None]]
+EventMiddleware = Callable[["Socket", Any, list[Any], Callable[[Any, list[Any]], Awaitable[Any]]], Awaitable[Any]]
+ExceptionHandler = Callable[["Socket", Any], Awaitable[Any]]
 # A namespace: an exact name, a pattern, or a callable deciding from (name, auth).
 NamespaceMatcher = Callable[[str, Any], "bool | Awaitable[bool]"]
 NamespaceSpec = str | re.Pattern[str] | NamespaceMatcher
@@ -39,6 +43,28 @@ class HandlerTable:
     connect: HandlerSpec | None = None
     disconnect: HandlerSpec | None = None
     middlewares: list[Middleware] = field(default_factory=list)
+    event_middlewares: list[EventMiddleware] = field(default_factory=list)
+    exception_handlers: dict[type[BaseException], ExceptionHandler] = field(default_factory=dict)
+
+    def concurrent_events(self, event: Any) -> bool:
+        spec = self.events.get(event) if type(event) is str else None
+        if spec is None:
+            spec = self.any
+        return spec is not None and spec.concurrent
+
+    def with_dependencies(self, dependencies: Sequence[params.Depends]) -> HandlerTable:
+        """A copy whose handlers also run `dependencies` (an include_router's)."""
+        if not dependencies:
+            return self
+
+        def add(spec: HandlerSpec | None) -> HandlerSpec | None:
+            return None if spec is None else spec.with_dependencies(dependencies)
+
+        return HandlerTable(
+            {event: spec.with_dependencies(dependencies) for event, spec in self.events.items()},
+            add(self.any), add(self.connect), add(self.disconnect),
+            list(self.middlewares), list(self.event_middlewares), dict(self.exception_handlers),
+        )
 
     def merge(self, other: HandlerTable, where: str) -> None:
         """Add `other`'s handlers; two handlers for one event are an error, not a silent override."""
@@ -55,23 +81,36 @@ class HandlerTable:
                 raise ValueError(f"two {label} handlers in namespace {where}")
             setattr(self, name, spec)
         self.middlewares.extend(other.middlewares)
+        self.event_middlewares.extend(other.event_middlewares)
+        for exc_type, handler in other.exception_handlers.items():
+            self.exception_handlers.setdefault(exc_type, handler)
 
 
 class RealtimeRouter:
     """A group of handlers for one namespace; `Realtime.include_router` adds it to a server."""
 
-    def __init__(self, namespace: NamespaceSpec = "/") -> None:
+    def __init__(self, namespace: NamespaceSpec = "/", *, dependencies: Sequence[params.Depends] = ()) -> None:
         _check_namespace(namespace)
         self.namespace = namespace
+        self.dependencies = list(dependencies)
         self.table = HandlerTable()
-        self.routers: list[tuple[RealtimeRouter, NamespaceSpec | None]] = []
+        self.routers: list[tuple[RealtimeRouter, NamespaceSpec | None, list[params.Depends]]] = []
 
-    def on(self, event: str, *, concurrent: bool = False) -> Callable[[H], H]:
+    def on(
+        self,
+        event: str,
+        *,
+        concurrent: bool = False,
+        dependencies: Sequence[params.Depends] = (),
+        response_model: Any = UNSET,
+    ) -> Callable[[H], H]:
         """Register a handler for `event`; its return value is the ack.
 
         `connect` handlers receive the auth payload and may raise ConnectionRejected;
         `disconnect` handlers receive the reason. Events from one client are handled one at a
         time in arrival order; `concurrent=True` runs each call of this handler in its own task.
+        `dependencies` run before the handler (their values unused); `response_model` (or the
+        return annotation) validates and serialises the ack.
         """
         if not isinstance(event, str) or not event:
             raise TypeError("event must be a non-empty string")
@@ -79,7 +118,12 @@ class RealtimeRouter:
             raise ValueError(f"{event!r} is a reserved event name")
 
         def decorator(func: H) -> H:
-            spec = HandlerSpec.from_callable(func, concurrent=concurrent)
+            spec = HandlerSpec.from_callable(
+                func,
+                concurrent=concurrent,
+                dependencies=[*self.dependencies, *dependencies],
+                response_model=response_model,
+            )
             single = HandlerTable()
             if event == "connect":
                 single.connect = spec
@@ -96,7 +140,9 @@ class RealtimeRouter:
         """Register a catch-all for events that have no handler of their own: (socket, event, *args)."""
 
         def decorator(func: H) -> H:
-            single = HandlerTable(any=HandlerSpec.from_callable(func, concurrent=concurrent))
+            single = HandlerTable(
+                any=HandlerSpec.from_callable(func, concurrent=concurrent, dependencies=self.dependencies)
+            )
             self.table.merge(single, repr(self.namespace))
             return func
 
@@ -112,22 +158,54 @@ class RealtimeRouter:
         self.table.middlewares.append(middleware)
         return middleware
 
-    def include_router(self, router: RealtimeRouter, *, namespace: NamespaceSpec | None = None) -> None:
+    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
+        """Add a per-event middleware (Node's `socket.use`); usable as a decorator.
+
+        `async def mw(socket, event, args, call_next)`: inspect or change the event and its
+        arguments and `return await call_next(event, args)` (its result is the ack), or raise to
+        refuse the event (the exception handlers decide what the client hears).
+        """
+        if not callable(middleware):
+            raise TypeError("event middleware must be an async callable")
+        self.table.event_middlewares.append(middleware)
+        return middleware
+
+    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        """Handle `exc_type` raised by this router's handlers: `async def h(socket, exc)`.
+
+        Its return value is the ack when the client asked for one.
+        """
+
+        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+            self.table.exception_handlers[exc_type] = handler
+            return handler
+
+        return decorator
+
+    def include_router(
+        self,
+        router: RealtimeRouter,
+        *,
+        namespace: NamespaceSpec | None = None,
+        dependencies: Sequence[params.Depends] = (),
+    ) -> None:
         """Nest `router`; its handlers join this router's namespace unless `namespace` says otherwise."""
         if router is self:
             raise ValueError("a router cannot include itself")
         if namespace is not None:
             _check_namespace(namespace)
-        self.routers.append((router, namespace))
+        self.routers.append((router, namespace, list(dependencies)))
 
-    def flatten(self, namespace: NamespaceSpec | None = None) -> list[tuple[NamespaceSpec, HandlerTable]]:
+    def flatten(
+        self, namespace: NamespaceSpec | None = None, dependencies: Sequence[params.Depends] = ()
+    ) -> list[tuple[NamespaceSpec, HandlerTable]]:
         """(namespace, table) pairs for this router and every router nested in it."""
         own = self.namespace if namespace is None else namespace
-        out: list[tuple[NamespaceSpec, HandlerTable]] = [(own, self.table)]
-        for child, child_namespace in self.routers:
+        out: list[tuple[NamespaceSpec, HandlerTable]] = [(own, self.table.with_dependencies(dependencies))]
+        for child, child_namespace, child_dependencies in self.routers:
             target = child_namespace
             if target is None and child.namespace == "/" and own != "/":
                 # A nested router that names no namespace lives in its parent's.
                 target = own
-            out.extend(child.flatten(target))
+            out.extend(child.flatten(target, [*dependencies, *child_dependencies]))
         return out

@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, params
 from fastapi.encoders import jsonable_encoder
 from starlette.routing import Route, WebSocketRoute
 
@@ -21,11 +21,21 @@ from .asgi import EngineApp
 from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
 from .client import ClientManager
 from .engineio.handshake import generate_sid
+from .errors import internal_error, validation_error
+from .exceptions import EventValidationError
 
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
-from .router import H, HandlerTable, Middleware, NamespaceSpec, RealtimeRouter
+from .router import (
+    EventMiddleware,
+    ExceptionHandler,
+    H,
+    HandlerTable,
+    Middleware,
+    NamespaceSpec,
+    RealtimeRouter,
+)
 from .sessions import SessionManager
 from .socket import Socket
 from .socketio.packet import Packet, PacketType
@@ -108,6 +118,8 @@ class Realtime:
         self.skip_recovery_middlewares = self.recovery is not None and self.recovery.skip_middlewares
         self._persisting: set[asyncio.Task[None]] = set()
         self.middlewares: list[Middleware] = []
+        self.event_middlewares: list[EventMiddleware] = []
+        self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
@@ -186,10 +198,62 @@ class Realtime:
         self._dynamic.append((namespace, table))
         return table
 
-    def include_router(self, router: RealtimeRouter, *, namespace: NamespaceSpec | None = None) -> None:
-        """Add a router's handlers (and those of routers nested in it)."""
-        for spec, table in router.flatten(namespace):
+    def include_router(
+        self,
+        router: RealtimeRouter,
+        *,
+        namespace: NamespaceSpec | None = None,
+        dependencies: Sequence[params.Depends] = (),
+    ) -> None:
+        """Add a router's handlers (and those of routers nested in it).
+
+        `dependencies` run before each of its handlers, like `APIRouter` includes.
+        """
+        for spec, table in router.flatten(namespace, dependencies):
             self._table(spec).merge(table, repr(spec))
+
+    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
+        """A per-event middleware for every namespace (see `RealtimeRouter.event_middleware`)."""
+        if not callable(middleware):
+            raise TypeError("event middleware must be an async callable")
+        self.event_middlewares.append(middleware)
+        return middleware
+
+    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        """Handle `exc_type` raised by any handler: `async def h(socket, exc)`; returns the ack."""
+
+        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+            self.exception_handlers[exc_type] = handler
+            return handler
+
+        return decorator
+
+    def _exception_handler_for(self, table: HandlerTable, exc: BaseException) -> ExceptionHandler | None:
+        # The router's handlers before the server's, each by the exception's MRO (like FastAPI).
+        for handlers in (table.exception_handlers, self.exception_handlers):
+            for klass in type(exc).__mro__:
+                if klass in handlers:
+                    return handlers[klass]
+        return None
+
+    async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any:
+        """What the client hears when a handler raised: the ack to send, or None."""
+        handler = self._exception_handler_for(socket.nsp.table, exc)
+        if handler is not None:
+            try:
+                return await handler(socket, exc)
+            except Exception:
+                logger.exception("exception handler failed for %r on %s", event, socket.namespace)
+                return internal_error() if wants_ack else None
+        if isinstance(exc, EventValidationError):
+            body = validation_error(exc)
+            if wants_ack:
+                return body
+            # Without an ack to carry it, the error goes to the client as an "error" event.
+            await socket.emit("error", {"event": event, **body})
+            return None
+        logger.exception("handler for %r failed on %s", event, socket.namespace, exc_info=exc)
+        return internal_error() if wants_ack else None
 
     def on(self, event: str, *, namespace: str = "/", concurrent: bool = False) -> Callable[[H], H]:
         """Register a handler directly on the server (a shortcut for a one-off router)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,6 @@ from .socketio.packet import Packet, PacketType
 
 if TYPE_CHECKING:
     from .client import Client
-    from .handlers import HandlerSpec
     from .namespace import Namespace
     from .server import Realtime
 
@@ -71,6 +70,22 @@ def make_handshake(scope: Any, auth: dict[str, Any], issued: float) -> Handshake
         secure=scope.get("scheme") in ("https", "wss"),
         xdomain="origin" in headers,
     )
+
+
+CallNext = Callable[[Any, list[Any]], Awaitable[Any]]
+EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
+
+
+def _chain(socket: Socket, middlewares: Sequence[EventMiddleware], last: CallNext) -> CallNext:
+    """Wrap `last` in the event middlewares, the first one outermost."""
+    call_next = last
+    for middleware in reversed(middlewares):
+
+        def step(event: Any, args: list[Any], _mw: EventMiddleware = middleware, _next: CallNext = call_next) -> Awaitable[Any]:
+            return _mw(socket, event, args, _next)
+
+        call_next = step
+    return call_next
 
 
 class Socket:
@@ -213,26 +228,31 @@ class Socket:
     # -- handling events --------------------------------------------------------------------
     async def handle_event(self, packet: Packet) -> None:
         args: list[Any] = packet.data
-        event = args[0]
+        table = self.nsp.table
+        if table.concurrent_events(args[0]):
+            asyncio.get_running_loop().create_task(self._run(args[0], args[1:], packet.id))
+        else:
+            await self._run(args[0], args[1:], packet.id)
+
+    async def _call_handler(self, event: Any, args: list[Any]) -> Any:
+        """The innermost step of the event middleware chain: the handler itself."""
         table = self.nsp.table
         spec = table.events.get(event) if type(event) is str else None
         if spec is not None:
-            call_args: list[Any] = args[1:]
-        elif table.any is not None:
-            spec, call_args = table.any, args
-        else:
-            return
-        if spec.concurrent:
-            asyncio.get_running_loop().create_task(self._run(spec, call_args, packet.id))
-        else:
-            await self._run(spec, call_args, packet.id)
+            return await spec.call(self, args)
+        if table.any is not None:
+            return await table.any.call(self, [event, *args])
+        return None
 
-    async def _run(self, spec: HandlerSpec, args: list[Any], ack_id: int | None) -> None:
+    async def _run(self, event: Any, args: list[Any], ack_id: int | None) -> None:
+        middlewares = self.nsp.event_middlewares
         try:
-            result = await spec.call(self, args)
-        except Exception:
-            logger.exception("handler %s failed on %s", spec.func.__qualname__, self.nsp.name)
-            return
+            if middlewares:
+                result = await _chain(self, middlewares, self._call_handler)(event, args)
+            else:
+                result = await self._call_handler(event, args)
+        except Exception as exc:
+            result = await self.nsp.server.handle_exception(self, exc, event, ack_id is not None)
         if ack_id is not None and self.connected:
             if result is None:
                 data: list[Any] = []
