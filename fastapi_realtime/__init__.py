@@ -2,6 +2,7 @@
 
 from .adapters import Adapter, BroadcastOptions, MemoryAdapter
 from .broadcast import BroadcastOperator, RemoteSocket
+from .dependencies import Auth, CurrentRealtime, CurrentSocket
 from .exceptions import (
     AckTimeoutError,
     ConnectionRejected,
@@ -9,6 +10,7 @@ from .exceptions import (
     LocalProtocolError,
     ProtocolError,
     RealtimeError,
+    EventValidationError,
     RemoteProtocolError,
 )
 from .namespace import Namespace
@@ -19,6 +21,10 @@ from .socket import Handshake, Socket
 
 __all__ = [
     "AckTimeoutError",
+    "Auth",
+    "CurrentRealtime",
+    "CurrentSocket",
+    "EventValidationError",
     "Adapter",
     "BroadcastOperator",
     "BroadcastOptions",
