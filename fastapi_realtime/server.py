@@ -12,12 +12,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, params
 from fastapi.encoders import jsonable_encoder
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from ._types import EioFrame, Receive, Scope, Send
 from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
+from .asyncapi import asyncapi_html, build_asyncapi
 from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
 from .client import ClientManager
 from .engineio.handshake import generate_sid
@@ -77,6 +80,7 @@ class Realtime:
         max_attachments: int = 10,
         max_queue: int = 1024,
         adapter: AdapterFactory | None = None,
+        docs: bool = True,
         recovery: RecoveryOptions | bool | None = None,
         recovery_store: RecoveryStoreFactory | None = None,
     ) -> None:
@@ -102,6 +106,7 @@ class Realtime:
         if adapter is not None and not callable(adapter):
             raise ValueError("adapter must be a callable taking the namespace")
         self.path = path.rstrip("/") or "/"
+        self.docs = bool(docs)
         self.connect_timeout = float(connect_timeout)
         self.max_attachments = max_attachments
         self.max_queue = max_queue
@@ -136,7 +141,17 @@ class Realtime:
                 Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=None)
             )
             router.routes.append(WebSocketRoute(path, self.app))
+        if self.docs:
+            router.add_api_route(base + "/asyncapi.json", self._asyncapi_json, methods=["GET"], include_in_schema=False)
+            router.add_api_route(base + "/asyncapi", self._asyncapi_page, methods=["GET"], include_in_schema=False)
         return router
+
+    async def _asyncapi_json(self, request: Request) -> JSONResponse:
+        return JSONResponse(build_asyncapi(self, host=request.url.netloc))
+
+    async def _asyncapi_page(self, request: Request) -> HTMLResponse:
+        document = build_asyncapi(self, host=request.url.netloc)
+        return HTMLResponse(asyncapi_html(document, json_url="asyncapi.json"))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -172,6 +187,14 @@ class Realtime:
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
         if scope["type"] == "lifespan":
             await self._serve_lifespan(receive, send)
+        elif self.docs and scope["type"] == "http" and scope["path"].rstrip("/").endswith(("/asyncapi", "/asyncapi.json")):
+            # Mounted, the docs live under the mount path too.
+            request = Request(scope, receive)
+            if scope["path"].rstrip("/").endswith(".json"):
+                response: Response = await self._asyncapi_json(request)
+            else:
+                response = await self._asyncapi_page(request)
+            await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
