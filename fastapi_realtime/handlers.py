@@ -40,6 +40,7 @@ _INJECTED = -4
 
 SOCKET_SCOPE_KEY = "fastapi_realtime.socket"
 UNSET: Any = object()
+MISSING: Any = object()  # a parameter with no default
 
 
 def _is_subclass(annotation: Any, name: str) -> bool:
@@ -130,7 +131,7 @@ class HandlerSpec:
         index = 0
         for param in signature.parameters.values():
             annotation = _resolve(param.annotation, namespace)
-            default = None if param.default is param.empty else param.default
+            default = MISSING if param.default is param.empty else param.default
             if param.kind is param.VAR_KEYWORD:
                 continue
             if _is_injected(annotation, param.default):
@@ -228,8 +229,14 @@ class HandlerSpec:
                     if validator is not None:
                         value = _validate(validator, value, name, errors)
                     positional.append(value)
-                else:
+                elif default is not MISSING:
                     positional.append(default)
+                elif validator is not None:
+                    # An annotated parameter with no default is required, as in FastAPI.
+                    errors.append({"type": "missing", "loc": ("args", name), "msg": "Field required", "input": None})
+                    positional.append(None)
+                else:
+                    positional.append(None)  # unannotated: lenient, like a JS handler
             elif source == _SOCKET:
                 positional.append(socket)
             elif source == _SERVER:
