@@ -1,10 +1,11 @@
-"""fastapi-realtime server under test: Realtime() included into a FastAPI app.
+"""fastapi-realtime server under test: Realtime() served as the ASGI app (or in FastAPI).
 
 Configuration comes from environment variables (set by ``python -m bench``), so extra server
 configurations (e.g. a connection-state-recovery variant) need no new app module:
   BENCH_JOIN_ROOM       room every client joins on connect (empty: join nothing)
   BENCH_YIELD_EVERY     the "blast" loop yields to the event loop every this many emits
   BENCH_REALTIME_KWARGS JSON object of extra keyword arguments for Realtime(...)
+  BENCH_OURS_APP        "plain" (default): the Realtime itself; "fastapi": included into FastAPI
 """
 
 # No `from __future__ import annotations` here: the handlers' `Socket` annotation must be a real
@@ -17,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI
 
 
-def create_app() -> FastAPI:
+def create_app() -> Any:
     # Imported here so that `python -m bench` works (for the other servers) before the core exists.
     from fastapi_realtime import Realtime, Socket
 
@@ -45,6 +46,10 @@ def create_app() -> FastAPI:
                 await asyncio.sleep(0)
         return int(count)
 
-    app = FastAPI()
-    app.include_router(rt.router)
-    return app
+    if os.environ.get("BENCH_OURS_APP", "plain") == "fastapi":
+        # Included into a FastAPI app: adds FastAPI's own per-request cost (its middleware
+        # stack and exit stack), which the plain ASGI servers compared here do not pay.
+        app = FastAPI()
+        app.include_router(rt.router)
+        return app
+    return rt  # a Realtime is an ASGI app, as python-socketio's ASGIApp is

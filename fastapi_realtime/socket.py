@@ -72,6 +72,7 @@ def make_handshake(scope: Any, auth: dict[str, Any], issued: float) -> Handshake
     )
 
 
+NO_HANDLER: Any = object()  # what an event with no handler "returns": it gets no ack
 CallNext = Callable[[Any, list[Any]], Awaitable[Any]]
 EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
 
@@ -242,7 +243,7 @@ class Socket:
             return await spec.call(self, args)
         if table.any is not None:
             return await table.any.call(self, [event, *args])
-        return None
+        return NO_HANDLER
 
     async def _run(self, event: Any, args: list[Any], ack_id: int | None) -> None:
         middlewares = self.nsp.event_middlewares
@@ -253,7 +254,8 @@ class Socket:
                 result = await self._call_handler(event, args)
         except Exception as exc:
             result = await self.nsp.server.handle_exception(self, exc, event, ack_id is not None)
-        if ack_id is not None and self.connected:
+        if ack_id is not None and self.connected and result is not NO_HANDLER:
+            # Like Node: nobody listening means no ack, and the client's ack times out.
             if result is None:
                 data: list[Any] = []
             elif isinstance(result, tuple):
