@@ -162,3 +162,48 @@ class BroadcastOperator:
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self.nsp.adapter.disconnect_sockets(self.options, close)
+
+
+class Broadcaster:
+    """The broadcast operations on a whole namespace, for objects that can name their operator."""
+
+    def _all(self) -> BroadcastOperator:
+        raise NotImplementedError
+
+    def to(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self._all().to(*rooms)
+
+    def in_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self._all().to(*rooms)
+
+    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
+        return self._all().except_(*rooms)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self._all().volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self._all().local
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self._all().timeout(seconds)
+
+    async def emit(self, event: str, *args: Any) -> None:
+        await self._all().emit(event, *args)
+
+    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
+        return await self._all().emit_with_ack(event, *args, timeout=timeout)
+
+    async def fetch_sockets(self) -> list[RemoteSocket]:
+        return await self._all().fetch_sockets()
+
+    async def sockets_join(self, *rooms: RoomArg) -> None:
+        await self._all().sockets_join(*rooms)
+
+    async def sockets_leave(self, *rooms: RoomArg) -> None:
+        await self._all().sockets_leave(*rooms)
+
+    async def disconnect_sockets(self, close: bool = False) -> None:
+        await self._all().disconnect_sockets(close)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
 from .adapters.base import AckCallback, Adapter, BroadcastOptions, SocketInfo
-from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
+from .broadcast import BroadcastOperator, Broadcaster
 from .exceptions import ConnectionRejected
 from .recovery import RecoveryStore
 from .router import EventMiddleware, HandlerTable, Middleware
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("fastapi_realtime")
 
 
-class Namespace:
+class Namespace(Broadcaster):
     """Server-side state of one namespace; also offers the broadcast operations on all of it."""
 
     def __init__(self, server: Realtime, name: str, table: HandlerTable) -> None:
@@ -118,46 +118,8 @@ class Namespace:
         self.table.middlewares.append(middleware)
         return middleware
 
-    # -- broadcasting to the whole namespace ---------------------------------------------------
     def _all(self) -> BroadcastOperator:
         return BroadcastOperator(self)
-
-    def to(self, *rooms: RoomArg) -> BroadcastOperator:
-        return self._all().to(*rooms)
-
-    in_ = to
-
-    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
-        return self._all().except_(*rooms)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return self._all().volatile
-
-    @property
-    def local(self) -> BroadcastOperator:
-        return self._all().local
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return self._all().timeout(seconds)
-
-    async def emit(self, event: str, *args: Any) -> None:
-        await self._all().emit(event, *args)
-
-    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        return await self._all().emit_with_ack(event, *args, timeout=timeout)
-
-    async def fetch_sockets(self) -> list[RemoteSocket]:
-        return await self._all().fetch_sockets()
-
-    async def sockets_join(self, *rooms: RoomArg) -> None:
-        await self._all().sockets_join(*rooms)
-
-    async def sockets_leave(self, *rooms: RoomArg) -> None:
-        await self._all().sockets_leave(*rooms)
-
-    async def disconnect_sockets(self, close: bool = False) -> None:
-        await self._all().disconnect_sockets(close)
 
     def connect_reply(self, socket: Socket) -> list[EioFrame]:
         data: dict[str, str] = {"sid": socket.id}

@@ -21,7 +21,7 @@ from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
 from .asyncapi import asyncapi_html, build_asyncapi
-from .broadcast import BroadcastOperator, RemoteSocket, RoomArg
+from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
 from .errors import internal_error, validation_error
@@ -56,7 +56,7 @@ def _json_default(obj: Any) -> Any:
     return jsonable_encoder(obj)
 
 
-class Realtime:
+class Realtime(Broadcaster):
     """A Socket.IO server (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette.
 
     Include `realtime.router` into a FastAPI app, or mount the object itself as an ASGI app.
@@ -354,40 +354,6 @@ class Realtime:
         # Encoding needs a namespace object; the root one serves for names that do not exist.
         return self._namespaces.get(name) or self.of("/")
 
-    # -- server-wide operations on "/" -------------------------------------------------------------
-    def to(self, *rooms: RoomArg) -> BroadcastOperator:
-        return self.of("/").to(*rooms)
-
-    in_ = to
-
-    def except_(self, *rooms: RoomArg) -> BroadcastOperator:
-        return self.of("/").except_(*rooms)
-
-    @property
-    def volatile(self) -> BroadcastOperator:
-        return self.of("/").volatile
-
-    @property
-    def local(self) -> BroadcastOperator:
-        return self.of("/").local
-
-    def timeout(self, seconds: float) -> BroadcastOperator:
-        return self.of("/").timeout(seconds)
-
-    async def emit(self, event: str, *args: Any) -> None:
-        await self.of("/").emit(event, *args)
-
-    async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        return await self.of("/").emit_with_ack(event, *args, timeout=timeout)
-
-    async def fetch_sockets(self) -> list[RemoteSocket]:
-        return await self.of("/").fetch_sockets()
-
-    async def sockets_join(self, *rooms: RoomArg) -> None:
-        await self.of("/").sockets_join(*rooms)
-
-    async def sockets_leave(self, *rooms: RoomArg) -> None:
-        await self.of("/").sockets_leave(*rooms)
-
-    async def disconnect_sockets(self, close: bool = False) -> None:
-        await self.of("/").disconnect_sockets(close)
+    # -- server-wide operations act on "/" (Broadcaster) ---------------------------------------------
+    def _all(self) -> BroadcastOperator:
+        return self.of("/")._all()
