@@ -158,7 +158,7 @@ class EngineApp:
                 session is None
                 or session.closed
                 or session.transport != "polling"
-                or session.upgrading
+                or session.probing
                 or not manager.options.allow_upgrades
             )
         if not refused and sid is None:

@@ -38,7 +38,7 @@ class EngineSession:
     """One Engine.IO connection, whatever transport carries it right now."""
 
     __slots__ = (
-        "sid", "scope", "manager", "transport", "upgrading", "closed", "context",
+        "sid", "scope", "manager", "transport", "probing", "upgrading", "closed", "context",
         "_queue", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
         "_close_ws", "_close_timer", "_close_after_drain", "_getting", "_posting",
     )
@@ -48,6 +48,8 @@ class EngineSession:
         self.scope = scope
         self.manager = manager
         self.transport = transport
+        # probing: an upgrade WebSocket is open; upgrading: it has answered the probe.
+        self.probing = False
         self.upgrading = False
         self.closed = False
         # Slot for the layer above (the Socket.IO client object).

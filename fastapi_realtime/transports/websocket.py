@@ -57,7 +57,7 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + options.upgrade_timeout
     probed = False
-    session.upgrading = True
+    session.probing = True
     try:
         while True:
             try:
@@ -69,6 +69,8 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
             frame = _frame_of(message)
             if not probed and frame == "2probe":
                 probed = True
+                # From the probe on, polling only releases the client (noop) until `5`.
+                session.upgrading = True
                 await ws.send(PONG_PROBE_FRAME)
                 # Release the pending GET so the client can pause polling.
                 session.release_poll()
@@ -79,6 +81,7 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
             else:
                 break
     finally:
+        session.probing = False
         if session.transport != "websocket":
             session.upgrading = False
     await ws.close()
