@@ -174,18 +174,19 @@ class MemoryRecoveryStore(RecoveryStore):
         now = self.clock()
         self._expire_sessions(now)
         self._trim(now)
-        found = self._sessions.pop(pid, None)  # a pid restores at most once
+        found = self._sessions.get(pid)
         if found is None:
             return None
-        snapshot = found[1]
         instance, _, seq_text = offset.rpartition("-")
         if instance != self._instance or not seq_text.isdigit() or not seq_text.isascii():
-            return None
+            return None  # like Node, an offset it never issued leaves the session in place
         seq = int(seq_text)
         buffer = self._buffer
         # The client's last offset must still be buffered, or what followed it may be gone.
         if not buffer or not buffer[0].seq <= seq <= buffer[-1].seq:
             return None
+        del self._sessions[pid]  # a pid restores at most once
+        snapshot = found[1]
         rooms = set(snapshot.rooms)
         missed: list[EioFrame] = []
         for entry in islice(buffer, seq - buffer[0].seq + 1, None):
