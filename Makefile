@@ -34,7 +34,7 @@ test: venv node chromium typecheck
 	$(BIN)/python -m pytest -q
 
 bench: venv node
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --recovery
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules
