@@ -7,6 +7,7 @@
   const TYPING_REFRESH_MS = 3000;  // re-announce while typing, so the others' expiry stays fresh
   const TYPING_EXPIRE_MS = 5000;   // forget a typist we have not heard from (lost "stop" event)
   const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,23}$/;
+  const NICKNAME_COOKIE = "chat_nickname";  // remembered for the next visit; the server falls back to it
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -17,6 +18,9 @@
     typingIdle: null,
     typers: new Map(),  // socket id -> {nickname, timer}
     localSeq: 0,
+    ids: new Set(),     // every socket id this page has had: history lines from them are ours
+    away: false,        // between a disconnect and the next connect
+    caughtUp: [],       // lines that arrived while away (replayed by a recovered session)
   };
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -41,7 +45,7 @@
     const li = el("li", mine ? "msg user mine" : "msg user");
     li.dataset.id = msg.id;
     const meta = el("div", "meta");
-    meta.append(el("span", "author", msg.from), el("time", "time", clock(msg.ts)));
+    meta.append(el("span", "author", msg.author), el("time", "time", clock(msg.ts)));
     li.append(meta, el("p", "body", msg.text));
     if (mine) li.append(el("span", "delivery"));
     return li;
@@ -61,7 +65,26 @@
   }
 
   function addNote(text) {
-    addMessage({ kind: "system", text, id: `note-${++state.localSeq}` });
+    return addMessage({ kind: "system", text, id: `note-${++state.localSeq}` });
+  }
+
+  // A notice about the connection itself; `kind` is "recovered" or "new-session".
+  function connectionNotice(text, kind, before) {
+    const node = messageNode({ kind: "system", text, id: `note-${++state.localSeq}` });
+    node.classList.add("notice", kind);
+    if (before && before.isConnected) $("messages").insertBefore(node, before);
+    else $("messages").append(node);
+    scrollToEnd();
+  }
+
+  // The reason a failed ack gives: {error: "validation_error", detail: [...]} when the payload
+  // did not fit the server's model, {error, message} for a refusal. Null for a success.
+  function ackError(res) {
+    if (!res || typeof res.error !== "string") return null;
+    if (res.error === "validation_error" && Array.isArray(res.detail)) {
+      return res.detail.map((d) => d.msg).join("; ") || "invalid request";
+    }
+    return res.message || res.error;
   }
 
   function setDelivery(node, status, title) {
@@ -134,22 +157,24 @@
 
   // ---- actions ------------------------------------------------------------------------------
 
-  function join(room) {
+  function join(room, notice) {
     stopTyping();
     // Switch immediately so live messages for the new room are kept; history is prepended later.
     showRoom(room);
     state.socket.timeout(ACK_TIMEOUT_MS).emit("join", { room }, (err, res) => {
       if (state.room !== room) return;  // the user already moved on
       if (err) return addNote(`Could not join #${room}: the server did not answer.`);
-      if (!res.ok) return addNote(`Could not join #${room}: ${res.error}`);
+      const error = ackError(res);
+      if (error) return addNote(`Could not join #${room}: ${error}`);
       const first = $("messages").firstChild;
       for (const msg of res.history) {
-        const node = messageNode(msg, msg.sid === state.socket.id);
+        const node = messageNode(msg, state.ids.has(msg.sid));
         if (node.classList.contains("mine")) setDelivery(node, "delivered");
         $("messages").insertBefore(node, first);
       }
       const others = res.members.filter((n) => n !== state.nickname);
       addNote(`You joined #${room}. ${others.length ? `Here: ${others.join(", ")}.` : "Nobody else is here yet."}`);
+      if (notice) connectionNotice(notice, "new-session");
     });
   }
 
@@ -166,12 +191,13 @@
   function send(text) {
     const room = state.room;
     stopTyping();
-    const node = addMessage({ kind: "chat", id: `local-${++state.localSeq}`, from: state.nickname, text, ts: Date.now() }, true);
+    const node = addMessage({ kind: "chat", id: `local-${++state.localSeq}`, author: state.nickname, text, ts: Date.now() }, true);
     setDelivery(node, "sending");
     // The server's ack is the delivery receipt: it answers once the message went out to the room.
     state.socket.timeout(ACK_TIMEOUT_MS).emit("message", { room, text }, (err, res) => {
       if (err) return setDelivery(node, "failed", "no answer from the server");
-      if (!res.ok) return setDelivery(node, "failed", res.error);
+      const error = ackError(res);
+      if (error) return setDelivery(node, "failed", error);
       node.dataset.id = res.id;
       node.querySelector(".time").textContent = clock(res.ts);
       setDelivery(node, "delivered");
@@ -201,7 +227,8 @@
     if (nickname === null || !nickname.trim()) return;
     state.socket.timeout(ACK_TIMEOUT_MS).emit("set-nickname", { nickname }, (err, res) => {
       if (err) return addNote("Rename timed out.");
-      if (!res.ok) return addNote(`Rename refused: ${res.error}`);
+      const error = ackError(res);
+      if (error) return addNote(`Rename refused: ${error}`);
       state.nickname = res.nickname;
       $("me").textContent = res.nickname;
       addNote(`You are now known as ${res.nickname}.`);
@@ -219,6 +246,7 @@
   function connect(nickname, room) {
     const socket = io({ auth: { nickname } });
     state.socket = socket;
+    window.socket = socket;  // for the console (and the browser test, which drops its transport)
     let entered = false;
 
     // A new engine is created on every (re)connection: watch each for the websocket upgrade.
@@ -231,14 +259,30 @@
     });
 
     socket.on("connect", () => {
+      state.ids.add(socket.id);
       showTransport();
+      const caughtUp = state.caughtUp;
+      state.away = false;
+      state.caughtUp = [];
       if (!entered) {
         entered = true;
+        // Accepted by the server: remember the nickname for the next visit.
+        document.cookie = `${NICKNAME_COOKIE}=${encodeURIComponent(nickname)}; path=/; max-age=31536000; samesite=lax`;
         $("login").hidden = true;
         $("chat").hidden = false;
         join(room);
+      } else if (socket.recovered) {
+        // The server kept the session: same id and rooms, and what we missed has just been
+        // replayed (before this event). The notice goes above those lines.
+        const n = caughtUp.length;
+        const what = n ? ` (${n} ${n === 1 ? "line" : "lines"} arrived while you were away)` : "";
+        connectionNotice(`Reconnected — nothing missed${what}.`, "recovered", caughtUp[0]);
       } else if (state.room) {
-        join(state.room);  // the server forgot us while we were away
+        // A new session: the server forgot us (or restarted), so join the room again; its
+        // history stands in for what was missed.
+        join(state.room, `Reconnected (new session): rejoined #${state.room}.`);
+      } else {
+        connectionNotice("Reconnected (new session).", "new-session");
       }
       $("text").focus();
     });
@@ -251,20 +295,32 @@
     });
 
     socket.on("disconnect", (reason) => {
+      state.away = true;
       setStatus(`offline (${reason})`, "offline");
       for (const id of [...state.typers.keys()]) clearTyper(id);
     });
 
     socket.on("rooms", renderRooms);
 
+    // Lines replayed by a recovered session arrive before "connect", while `away` is still set.
+    const line = (msg) => {
+      const node = addMessage(msg);
+      if (node && state.away) state.caughtUp.push(node);
+    };
+
     socket.on("message", (msg) => {
       if (msg.room !== state.room) return;
       clearTyper(msg.sid);
-      addMessage(msg);
+      line(msg);
     });
 
     socket.on("system", (msg) => {
-      if (msg.room === state.room) addMessage(msg);
+      if (msg.room === state.room) line(msg);
+    });
+
+    // An event sent without an ack whose payload the server's model refused.
+    socket.on("error", (err) => {
+      addNote(`The server refused a "${err.event}" event: ${ackError(err) || "invalid request"}`);
     });
 
     socket.on("typing", ({ room, id, nickname, typing }) => {
@@ -290,6 +346,18 @@
     if (state.socket) state.socket.disconnect();
     connect(nickname, room);
   });
+
+  // Closing the tab is a goodbye, not a dropped connection the server should wait for.
+  window.addEventListener("pagehide", () => { if (state.socket) state.socket.disconnect(); });
+
+  const remembered = document.cookie.split("; ").find((c) => c.startsWith(`${NICKNAME_COOKIE}=`));
+  if (remembered) {
+    try {
+      $("nickname").value = decodeURIComponent(remembered.slice(NICKNAME_COOKIE.length + 1));
+    } catch {
+      // A malformed cookie just leaves the field empty.
+    }
+  }
 
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -122,6 +122,7 @@ def chat_between_two_users(browser: Browser, base_url: str, errors: list[str]) -
         sent = alice.locator('#messages .msg.mine[data-status="delivered"]', has_text="hello bob")
         expect(sent).to_be_visible(timeout=WAIT_MS)
         expect(sent.locator(".delivery")).to_have_text("✓ delivered")
+        expect(sent.locator(".author")).to_have_text("alice")
 
         bob.locator("#text").fill("hi alice")
         bob.locator("#composer button[type=submit]").click()
@@ -138,6 +139,78 @@ def chat_between_two_users(browser: Browser, base_url: str, errors: list[str]) -
     finally:
         alice_context.close()
         bob_context.close()
+
+
+def test_reconnection_is_recovered(base_url: str) -> None:
+    errors: list[str] = []
+    with chromium() as browser:
+        alice_context, bob_context = browser.new_context(), browser.new_context()
+        try:
+            reconnect_and_recover(alice_context, bob_context, base_url, errors)
+        finally:
+            alice_context.close()
+            bob_context.close()
+    assert errors == []
+
+
+def reconnect_and_recover(alice_context: BrowserContext, bob_context: BrowserContext, base_url: str,
+                          errors: list[str]) -> None:
+    # A room of their own: members of other tests may still be held for recovery elsewhere.
+    alice = enter_chat(alice_context, base_url, "alice", "reconnect", errors)
+    bob = enter_chat(bob_context, base_url, "bob", "reconnect", errors)
+    expect(alice.locator("#messages .msg.system", has_text="bob joined")).to_be_visible(timeout=WAIT_MS)
+    sid = alice.evaluate("socket.id")
+
+    # Drop Alice's transport and hold her reconnection until Bob's message is out, so that
+    # message can only reach her through the recovered session.
+    alice.evaluate("socket.io.reconnection(false); socket.io.engine.close()")
+    expect(alice.locator("#status")).to_contain_text("offline", timeout=WAIT_MS)
+    bob.locator("#text").fill("sent while alice was away")
+    bob.locator("#text").press("Enter")
+    expect(bob.locator('#messages .msg.mine[data-status="delivered"]', has_text="sent while alice was away")
+           ).to_be_visible(timeout=WAIT_MS)
+    missed = alice.locator("#messages .msg.user", has_text="sent while alice was away")
+    expect(missed).to_have_count(0)
+
+    alice.evaluate("socket.io.reconnection(true); socket.connect()")
+    notice = alice.locator("#messages .notice.recovered")
+    expect(notice).to_have_text("Reconnected — nothing missed (1 line arrived while you were away).",
+                                timeout=WAIT_MS)
+    expect(missed).to_be_visible(timeout=WAIT_MS)
+    expect(missed.locator(".author")).to_have_text("bob")
+    expect(alice.locator("#status")).to_contain_text("online", timeout=WAIT_MS)
+    assert alice.evaluate("socket.id") == sid
+    # The notice sits above what was caught up.
+    texts = alice.locator("#messages > li").all_inner_texts()
+    assert [i for i, t in enumerate(texts) if "nothing missed" in t or "sent while alice" in t] == \
+        [len(texts) - 2, len(texts) - 1], texts
+    # Still in the room, and the room never saw her go.
+    alice.locator("#text").fill("back again")
+    alice.locator("#text").press("Enter")
+    expect(bob.locator("#messages .msg.user", has_text="back again")).to_be_visible(timeout=WAIT_MS)
+    expect(bob.locator("#messages .msg.system", has_text="alice left")).to_have_count(0)
+    expect(bob.locator("#rooms .room.current .count")).to_have_text("2", timeout=WAIT_MS)
+
+    # A drop followed by the client's own automatic reconnection is recovered as well.
+    alice.evaluate("socket.io.engine.close()")
+    expect(notice).to_have_count(2, timeout=WAIT_MS)
+    expect(notice.last).to_have_text("Reconnected — nothing missed.")
+
+    # A session the server cannot restore (an offset it never issued, as after a restart; the
+    # client's auth overrides the offset it would send): the page says so and joins its room
+    # again; the room sees her leave and come back.
+    alice.evaluate("socket.auth.offset = 'unknown-1'; socket.io.engine.close()")
+    expect(alice.locator("#messages .notice.new-session")).to_contain_text("Reconnected (new session)",
+                                                                            timeout=WAIT_MS)
+    alice.evaluate("delete socket.auth.offset")
+    expect(alice.locator("#messages .msg.system", has_text="You joined #reconnect")).to_be_visible()
+    assert alice.evaluate("socket.id") != sid
+    expect(bob.locator("#messages .msg.system", has_text="alice left")).to_be_visible(timeout=WAIT_MS)
+    # (The first "alice joined" is in the history Bob got when he joined.)
+    expect(bob.locator("#messages .msg.system", has_text="alice joined")).to_have_count(2, timeout=WAIT_MS)
+    expect(bob.locator("#rooms .room.current .count")).to_have_text("2", timeout=WAIT_MS)
+    # Her earlier messages, now history, are still shown as hers.
+    expect(alice.locator('#messages .msg.mine[data-status="delivered"]', has_text="back again")).to_be_visible()
 
 
 def test_invalid_nickname_is_refused(base_url: str) -> None:
