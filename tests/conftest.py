@@ -56,13 +56,20 @@ def run_server(args: list[str], port: int, env: dict[str, str] | None = None) ->
 
 
 @contextlib.contextmanager
-def run_uvicorn(app: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Serve the ASGI app `module:attr` with uvicorn; yields its base URL."""
-    port = free_port()
+def uvicorn_on(app: str, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve the ASGI app `module:attr` with uvicorn on `port` (fixed, so a test can restart
+    it where its clients expect it); yields its base URL."""
     args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
             "--ws", WS_IMPL, "--log-level", "warning"]
     with run_server(args, port, env):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def run_uvicorn(app: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve the ASGI app `module:attr` with uvicorn on a free port; yields its base URL."""
+    with uvicorn_on(app, free_port(), env) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,15 @@ observed as JSON and the assertions live here. Expected values follow the Node r
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import queue
-import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import NODE_DIR, WS_IMPL, free_port, run_server, run_uvicorn
+from tests.conftest import NODE_DIR, free_port, run_uvicorn, uvicorn_on
+from tests.interop.node import NodeRun
 
 APP = "tests.interop.app:app"
 SCRIPT = NODE_DIR / "scenarios.mjs"
@@ -31,78 +26,8 @@ FAST_PING = {"INTEROP_PING_INTERVAL": "0.3", "INTEROP_PING_TIMEOUT": "0.3"}
 pytestmark = pytest.mark.timeout(20)
 
 
-def unbin(value: Any) -> Any:
-    """Turn the script's {"$bin": hex} markers back into bytes."""
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return bytes.fromhex(value["$bin"])
-        return {k: unbin(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unbin(v) for v in value]
-    return value
-
-
-class NodeScenario:
-    """A running `node scenarios.mjs ...`; its JSON stdout lines are read with deadlines."""
-
-    def __init__(self, scenario: str, url: str, mode: str, *extra: str, limit: float = 8.0) -> None:
-        self.scenario = scenario
-        self.limit = limit
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.other: list[str] = []  # non-JSON output (node warnings, stack traces)
-        self.proc = subprocess.Popen(
-            ["node", str(SCRIPT), scenario, url, mode, *extra],
-            cwd=NODE_DIR,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "INTEROP_NODE_TIMEOUT_MS": str(int(limit * 1000))},
-        )
-        # a reader thread, so that waiting for a line can time out
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self.lines.put(raw)
-        self.lines.put(None)
-
-    def next_json(self, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                raw = self.lines.get(timeout=max(remaining, 0.01))
-            except queue.Empty:
-                raise AssertionError(f"{self.scenario}: no output within {timeout}s; other output: {self.other}")
-            if raw is None:
-                raise AssertionError(f"{self.scenario}: node exited without a result; output: {self.other}")
-            if raw.startswith("{"):
-                return dict(json.loads(raw))
-            self.other.append(raw.rstrip())
-
-    def result(self) -> dict[str, Any]:
-        """The final line; asserts the scenario succeeded."""
-        try:
-            res = self.next_json(self.limit + 5)
-            self.proc.wait(5)
-        finally:
-            self.kill()
-        assert res.get("ok") is True, (
-            f"node scenario {self.scenario!r} failed: {res.get('error')}\n"
-            f"trace: {res.get('trace')}\nother output: {self.other}"
-        )
-        assert self.proc.returncode == 0
-        return dict(unbin(res))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def run_node(scenario: str, url: str, mode: str, *extra: str, limit: float = 8.0) -> dict[str, Any]:
-    return NodeScenario(scenario, url, mode, *extra, limit=limit).result()
+    return NodeRun(SCRIPT, scenario, url, mode, *extra, limit=limit).result()
 
 
 @pytest.fixture(scope="module")
@@ -318,15 +243,6 @@ def test_ping_timeout_then_reconnect(fast_ping_url: str, mode: str) -> None:
     assert r["echo"] == "back"
 
 
-@contextlib.contextmanager
-def uvicorn_on(port: int, env: dict[str, str]) -> Iterator[str]:
-    """The test app on a fixed port, so that it can be restarted where the client expects it."""
-    args = ["-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port),
-            "--ws", WS_IMPL, "--log-level", "warning"]
-    with run_server(args, port, env):
-        yield f"http://127.0.0.1:{port}"
-
-
 def read_reasons(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
@@ -341,15 +257,15 @@ def test_server_restart_client_reconnects(tmp_path: Path, mode: str) -> None:
     reasons_file = tmp_path / "reasons.jsonl"
     # short pings: uvicorn's graceful shutdown waits for pending long-polling GETs
     env = {"INTEROP_PING_INTERVAL": "1", "INTEROP_PING_TIMEOUT": "1", "INTEROP_REASONS_FILE": str(reasons_file)}
-    node: NodeScenario | None = None
+    node: NodeRun | None = None
     try:
-        with uvicorn_on(port, env) as url:
-            node = NodeScenario("restart", url, mode, limit=25)
+        with uvicorn_on(APP, port, env) as url:
+            node = NodeRun(SCRIPT, "restart", url, mode, limit=25)
             hello = node.next_json(10)
             assert hello["event"] == "connected"
         # the first server is gone; its disconnect handler ran during the shutdown
         assert read_reasons(reasons_file).get(hello["id"]) in {"server shutting down", "transport close"}
-        with uvicorn_on(port, env):
+        with uvicorn_on(APP, port, env):
             r = node.result()
     finally:
         if node is not None:

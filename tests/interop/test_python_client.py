@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.conftest import WS_IMPL, free_port, run_server, run_uvicorn
+from tests.conftest import free_port, run_uvicorn, uvicorn_on
 
 APP = "tests.interop.app:app"
 MODES = ["polling", "websocket", "upgrade"]
@@ -532,15 +532,6 @@ def test_ping_timeout_then_reconnect(fast_ping_url: str, mode: str) -> None:
     run(body)
 
 
-@contextlib.contextmanager
-def uvicorn_on(port: int, env: dict[str, str]) -> Iterator[str]:
-    """The test app on a fixed port, so that it can be restarted where the client expects it."""
-    args = ["-m", "uvicorn", APP, "--host", "127.0.0.1", "--port", str(port),
-            "--ws", WS_IMPL, "--log-level", "warning"]
-    with run_server(args, port, env):
-        yield f"http://127.0.0.1:{port}"
-
-
 @pytest.mark.timeout(40)
 def test_server_restart_client_reconnects(tmp_path: Path) -> None:
     """The server goes away (the websocket closes under the client): the client reconnects by itself.
@@ -556,7 +547,7 @@ def test_server_restart_client_reconnects(tmp_path: Path) -> None:
     async def body() -> None:
         async with clients(url, ["websocket"]) as (c,):
             server = contextlib.ExitStack()
-            await asyncio.to_thread(server.enter_context, uvicorn_on(port, env))
+            await asyncio.to_thread(server.enter_context, uvicorn_on(APP, port, env))
             try:
                 await c.connect()
                 sid1 = c.sid()
@@ -564,7 +555,7 @@ def test_server_restart_client_reconnects(tmp_path: Path) -> None:
                 await until(lambda: c.disconnects["/"], 5, "disconnect")
                 reasons = [json.loads(line) for line in reasons_file.read_text().splitlines()]
                 assert {d["id"]: d["reason"] for d in reasons}.get(sid1) in {"server shutting down", "transport close"}
-                await asyncio.to_thread(server.enter_context, uvicorn_on(port, env))
+                await asyncio.to_thread(server.enter_context, uvicorn_on(APP, port, env))
                 await until(lambda: c.connects["/"] >= 2 and c.sio.connected, 10, "reconnection")
                 assert c.sid() != sid1
                 assert await c.call("echo", "back") == "back"
