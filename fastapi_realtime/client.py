@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._types import EioFrame
 from .exceptions import RemoteProtocolError
 from .recovery import generate_pid, valid_token
 from .sessions import EngineSession
@@ -123,7 +124,7 @@ class Client:
         if nsp is None:
             self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
             return
-        socket = await self._new_socket(nsp, auth)
+        socket, missed = await self._new_socket(nsp, auth)
         self.sockets[name] = socket
         rejection = await nsp.admit(socket, auth)
         if self.session.closed:
@@ -138,14 +139,21 @@ class Client:
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        self.session.send(nsp.connect_reply(socket))
+        reply = nsp.connect_reply(socket)
+        if missed:
+            # The missed events, with their original offsets, then the CONNECT reply (§2.4.6);
+            # only now, so a middleware that refuses the recovered client leaks nothing.
+            self.session.send([*missed, *reply], bounded=False)
+        else:
+            self.session.send(reply)
         socket.release_held()
 
-    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> Socket:
-        """A fresh socket, or the recovered one when the auth carries a valid pid and offset."""
+    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, list[EioFrame]]:
+        """A fresh socket, or the recovered one (and the frames it missed) when the auth carries
+        a valid pid and offset."""
         store = nsp.recovery
         if store is None:
-            return Socket(nsp, self, self.server.generate_socket_id(), auth)
+            return Socket(nsp, self, self.server.generate_socket_id(), auth), []
         pid, offset = auth.get("pid"), auth.get("offset")
         if valid_token(pid) and valid_token(offset):
             restored = await store.restore(pid, offset)
@@ -156,13 +164,10 @@ class Client:
                 socket.recovered = True
                 socket.data = snapshot.data
                 nsp.adapter.add_all(snapshot.sid, snapshot.rooms)
-                # Missed events go out first, with their original offsets, then the CONNECT reply.
-                if restored.missed:
-                    self.session.send(restored.missed, bounded=False)
-                return socket
+                return socket, restored.missed
         socket = Socket(nsp, self, self.server.generate_socket_id(), auth)
         socket.pid = generate_pid()
-        return socket
+        return socket, []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def forget(self, socket: Socket) -> None:

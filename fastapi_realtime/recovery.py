@@ -116,7 +116,10 @@ def _reaches(entry: _Entry, rooms: set[str]) -> bool:
 
 
 def _frames_size(frames: Sequence[EioFrame]) -> int:
-    return sum(len(frame) for frame in frames)
+    """Bytes on the wire (text frames are UTF-8; most are ASCII, which needs no encoding)."""
+    return sum(
+        len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode()) for frame in frames
+    )
 
 
 class MemoryRecoveryStore(RecoveryStore):

@@ -39,7 +39,7 @@ class EngineSession:
 
     __slots__ = (
         "sid", "scope", "manager", "transport", "probing", "upgrading", "closed", "context",
-        "_queue", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
+        "_queue", "_slack", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
         "_close_ws", "_close_timer", "_close_after_drain", "_getting", "_posting",
     )
 
@@ -56,6 +56,8 @@ class EngineSession:
         self.context: Any = None
         # A list, not a deque: an idle connection's empty deque would cost 760 bytes.
         self._queue: list[EioFrame] = []
+        # Frames of a deliberate burst still queued: they do not count against max_queue.
+        self._slack = 0
         self._poll_waiter: asyncio.Future[None] | None = None
         self._ws_send: WsSend | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -80,13 +82,18 @@ class EngineSession:
     def send(self, frames: Iterable[EioFrame], *, bounded: bool = True) -> None:
         """Queue frames; never waits. A client whose queue overflows is closed as too slow.
 
-        `bounded=False` is for one deliberate burst (the events a recovered client missed).
+        `bounded=False` is for one deliberate burst (the events a recovered client missed):
+        until the queue has drained, the limit applies on top of it.
         """
         if self.closed:
             return
         queue = self._queue
+        if not queue:
+            self._slack = 0  # the last burst has gone out
         queue.extend(frames)
-        if bounded and len(queue) > self.manager.options.max_queue:
+        if not bounded:
+            self._slack = len(queue)
+        elif len(queue) > self.manager.options.max_queue + self._slack:
             queue.clear()
             logger.info("closing %s: outgoing queue overflow", self.sid)
             self.close("transport error")
