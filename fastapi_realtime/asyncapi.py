@@ -494,12 +494,15 @@ def build_asyncapi(
     version: str = "1.0.0",
     description: str | None = None,
     host: str | None = None,
+    path: str | None = None,
 ) -> dict[str, Any]:
     """An AsyncAPI 3.0.0 document (a JSON-ready dict) for every namespace and event registered.
 
     `host` is the server's host[:port] when known (e.g. from the request serving the document);
-    otherwise the server's host is the variable `{host}`.
+    otherwise the server's host is the variable `{host}`. `path` is where clients connect
+    (prefixes, mounts and root_path included); by default the server's own `path`.
     """
+    path = realtime.path if path is None else path
     schemas = _Schemas()
     channel_keys = _Keys()
     channels: list[_Channel] = []
@@ -533,7 +536,7 @@ def build_asyncapi(
         "asyncapi": ASYNCAPI_VERSION,
         "info": {"title": title, "version": version},
         "defaultContentType": "application/json",
-        "servers": {"socketio": _server(realtime, host)},
+        "servers": {"socketio": _server(realtime, host, path)},
         "channels": {},
         "operations": {},
         "components": {},
@@ -551,17 +554,17 @@ def build_asyncapi(
     return document
 
 
-def _server(realtime: Realtime, host: str | None) -> dict[str, Any]:
+def _server(realtime: Realtime, host: str | None, path: str) -> dict[str, Any]:
     transports = ", ".join(realtime.engine_options.transports)
     server: dict[str, Any] = {
         "host": host if host is not None else "{host}",
-        "pathname": realtime.path,
+        "pathname": path,
         "protocol": "socket.io",
         "protocolVersion": "5",
         "title": "Socket.IO",
         "description": (
             f"Socket.IO v5 over Engine.IO v4 (transports: {transports}). Connect with a Socket.IO client "
-            f"and the option `path: \"{realtime.path.rstrip('/')}/\"`. Each channel is a namespace and each "
+            f"and the option `path: \"{path.rstrip('/')}/\"`. Each channel is a namespace and each "
             "message an event; a message payload is the event's argument list "
             "(`socket.emit(\"event\", a, b)` sends `[a, b]`), and a reply is the acknowledgement: the "
             "arguments the client's ack callback receives (an error object instead when the arguments "

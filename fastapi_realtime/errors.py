@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .exceptions import EventValidationError
+from starlette.exceptions import HTTPException
+
+from .exceptions import ConnectionRejected, EventValidationError
 
 _PLAIN = (str, int, float, bool, bytes, type(None))
 
@@ -27,3 +29,27 @@ def validation_error(exc: EventValidationError) -> dict[str, Any]:
 
 def internal_error() -> dict[str, Any]:
     return {"error": "internal_error", "message": "Internal server error"}
+
+
+def http_error(exc: HTTPException) -> dict[str, Any]:
+    """An HTTPException from a dependency written for HTTP routes (say, a missing token)."""
+    return {"error": "http_error", "status_code": exc.status_code, "detail": _json_safe(exc.detail)}
+
+
+def client_error(exc: Exception) -> dict[str, Any] | None:
+    """The body for an exception caused by what the client sent; None for a server fault."""
+    if isinstance(exc, EventValidationError):
+        return validation_error(exc)
+    if isinstance(exc, HTTPException):
+        return http_error(exc)
+    return None
+
+
+def connect_rejection(exc: Exception) -> ConnectionRejected | None:
+    """The CONNECT_ERROR for a client error raised while admitting a connection."""
+    body = client_error(exc)
+    if body is None:
+        return None
+    if isinstance(exc, HTTPException) and isinstance(exc.detail, str):
+        return ConnectionRejected(exc.detail, data=body)
+    return ConnectionRejected("Validation error" if isinstance(exc, EventValidationError) else "HTTP error", data=body)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, cast, get_args, get_origin
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
 
 from fastapi import params
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant, solve_dependencies
 from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
 from .exceptions import EventValidationError
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from .socket import Socket
 
 Handler = Callable[..., Any]
+CallNext = Callable[[Any, list[Any]], Awaitable[Any]]
+EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
+# `async def h(socket, exc)` (or a plain def); its return value is the ack.
+ExceptionHandler = Callable[["Socket", Any], Any]
+ExceptionHandlers = tuple[tuple[type[BaseException], ExceptionHandler], ...]
 
 # Parameter sources in a call plan (non-negative values are event argument indexes).
 _SOCKET = -1
@@ -99,15 +105,35 @@ class HandlerSpec:
     spread_response: bool = False
     dependencies: tuple[params.Depends, ...] = ()
     response_model: Any = UNSET
+    # The event middlewares (outermost first) and exception handlers (innermost router first)
+    # of the routers this handler was declared in.
+    event_middlewares: tuple[EventMiddleware, ...] = ()
+    exception_handlers: ExceptionHandlers = ()
 
-    def with_dependencies(self, dependencies: Sequence[params.Depends]) -> HandlerSpec:
-        """The same handler, with `dependencies` run before its own."""
-        return HandlerSpec.from_callable(
-            self.func,
-            concurrent=self.concurrent,
-            dependencies=[*dependencies, *self.dependencies],
-            response_model=self.response_model,
+    def scoped(
+        self,
+        dependencies: Sequence[params.Depends],
+        event_middlewares: Sequence[EventMiddleware],
+        exception_handlers: ExceptionHandlers,
+    ) -> HandlerSpec:
+        """The same handler inside its routers: their dependencies run before its own."""
+        spec = self
+        if dependencies:
+            spec = HandlerSpec.from_callable(
+                self.func,
+                concurrent=self.concurrent,
+                dependencies=[*dependencies, *self.dependencies],
+                response_model=self.response_model,
+            )
+        return replace(
+            spec,
+            event_middlewares=(*event_middlewares, *self.event_middlewares),
+            exception_handlers=(*self.exception_handlers, *exception_handlers),
         )
+
+    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+        """The handler its routers registered for `exc`, by the exception's MRO (like FastAPI)."""
+        return find_exception_handler(self.exception_handlers, exc)
 
     @classmethod
     def from_callable(
@@ -251,9 +277,13 @@ class HandlerSpec:
         if errors:
             raise EventValidationError(errors)
         keywords = {name: injected[name] for name in self.keyword_injected}
-        result = self.func(*positional, **keywords)
-        if self.is_async or inspect.isawaitable(result):
-            result = await cast(Awaitable[Any], result)
+        if self.is_async:
+            result = await self.func(*positional, **keywords)
+        else:
+            # As FastAPI runs plain `def` endpoints: in a worker thread, off the event loop.
+            result = await run_in_threadpool(self.func, *positional, **keywords)
+            if inspect.isawaitable(result):
+                result = await result
         if self.response is not None and result is not None:
             # Python mode keeps bytes as bytes (they travel as attachments); the packet encoder
             # turns the rest (datetimes, UUIDs...) into JSON as FastAPI would.
@@ -261,6 +291,19 @@ class HandlerSpec:
             if self.spread_response:
                 result = tuple(result)
         return result
+
+
+def find_exception_handler(handlers: ExceptionHandlers, exc: BaseException) -> ExceptionHandler | None:
+    for klass in type(exc).__mro__:
+        for exc_type, handler in handlers:
+            if exc_type is klass:
+                return handler
+    return None
+
+
+async def call_exception_handler(handler: ExceptionHandler, socket: Socket, exc: BaseException) -> Any:
+    result = handler(socket, exc)
+    return await result if inspect.isawaitable(result) else result
 
 
 def _validate(validator: TypeAdapter[Any], value: Any, name: str, errors: list[dict[str, Any]]) -> Any:

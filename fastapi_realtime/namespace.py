@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,14 +11,13 @@ from .adapters.base import AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, Broadcaster
 from .exceptions import ConnectionRejected
 from .recovery import RecoveryStore
-from .router import EventMiddleware, HandlerTable, Middleware
+from .router import HandlerTable, Middleware
 from .socketio.packet import Packet, PacketType, encode
 
 if TYPE_CHECKING:
     from .server import Realtime
     from .socket import Socket
 
-logger = logging.getLogger("fastapi_realtime")
 
 
 class Namespace(Broadcaster):
@@ -88,7 +87,9 @@ class Namespace(Broadcaster):
 
     async def run_middlewares(self, socket: Socket) -> None:
         for middleware in (*self.server.middlewares, *self.table.middlewares):
-            await middleware(socket)
+            result = middleware(socket)
+            if inspect.isawaitable(result):
+                await result
 
     async def admit(self, socket: Socket, auth: Any) -> ConnectionRejected | None:
         """Middlewares, then the connect handler. Returns the rejection, if any."""
@@ -102,17 +103,12 @@ class Namespace(Broadcaster):
                 await self.table.connect.call(socket, [auth])
         except ConnectionRejected as exc:
             rejection = exc
-        except Exception:
-            logger.exception("connect handler failed on %s", self.name)
-            rejection = ConnectionRejected("Internal server error")
+        except Exception as exc:
+            rejection = await self.server.reject_connection(socket, exc)
         if rejection is not None or socket.client.session.closed:
             socket.connected = False
             self.remove(socket)
         return rejection
-
-    @property
-    def event_middlewares(self) -> list[EventMiddleware]:
-        return [*self.server.event_middlewares, *self.table.event_middlewares]
 
     def use(self, middleware: Middleware) -> Middleware:
         self.table.middlewares.append(middleware)

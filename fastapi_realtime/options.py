@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -45,8 +46,11 @@ class EngineOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("allow_upgrades", "cors_credentials"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         transports = tuple(self.transports)
-        if not transports or any(t not in TRANSPORTS for t in transports):
+        if not transports or any(t not in TRANSPORTS for t in transports) or len(set(transports)) != len(transports):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}, got {self.transports!r}")
         object.__setattr__(self, "transports", transports)
         origins = self.cors_allowed_origins
@@ -60,8 +64,11 @@ class EngineOptions:
         object.__setattr__(self, "cors_allowed_origins", origins)
         if origins is not None and origins != "*":
             object.__setattr__(self, "_origins", frozenset(o.rstrip("/") for o in origins))
-        if self.allow_request is not None and not callable(self.allow_request):
-            raise ValueError("allow_request must be an async callable")
+        hook = self.allow_request
+        if hook is not None and not (
+            inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(getattr(hook, "__call__", None))
+        ):
+            raise ValueError("allow_request must be an async callable (async def)")
         if self.cookie is not None and (not isinstance(self.cookie, str) or not self.cookie):
             raise ValueError("cookie must be a cookie name or None")
 

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import params
 
-from .handlers import UNSET, Handler, HandlerSpec
+from .handlers import UNSET, EventMiddleware, ExceptionHandler, ExceptionHandlers, Handler, HandlerSpec
 from .socketio.packet import RESERVED_EVENTS
 
 if TYPE_CHECKING:
     from .socket import Socket
 
 H = TypeVar("H", bound=Handler)
-Middleware = Callable[["Socket"], Awaitable[None]]
-EventMiddleware = Callable[["Socket", Any, list[Any], Callable[[Any, list[Any]], Awaitable[Any]]], Awaitable[Any]]
-ExceptionHandler = Callable[["Socket", Any], Awaitable[Any]]
+# `async def mw(socket)` (or a plain def); raises ConnectionRejected to refuse.
+Middleware = Callable[["Socket"], Any]
 # A namespace: an exact name, a pattern, or a callable deciding from (name, auth).
 NamespaceMatcher = Callable[[str, Any], "bool | Awaitable[bool]"]
 NamespaceSpec = str | re.Pattern[str] | NamespaceMatcher
@@ -52,18 +51,27 @@ class HandlerTable:
             spec = self.any
         return spec is not None and spec.concurrent
 
-    def with_dependencies(self, dependencies: Sequence[params.Depends]) -> HandlerTable:
-        """A copy whose handlers also run `dependencies` (an include_router's)."""
-        if not dependencies:
-            return self
+    def scoped(
+        self,
+        dependencies: Sequence[params.Depends],
+        event_middlewares: Sequence[EventMiddleware],
+        exception_handlers: ExceptionHandlers,
+    ) -> HandlerTable:
+        """A copy whose handlers carry their routers' dependencies, event middlewares and
+        exception handlers, so that those apply to these handlers only."""
 
         def add(spec: HandlerSpec | None) -> HandlerSpec | None:
-            return None if spec is None else spec.with_dependencies(dependencies)
+            return None if spec is None else spec.scoped(dependencies, event_middlewares, exception_handlers)
 
         return HandlerTable(
-            {event: spec.with_dependencies(dependencies) for event, spec in self.events.items()},
-            add(self.any), add(self.connect), add(self.disconnect),
-            list(self.middlewares), list(self.event_middlewares), dict(self.exception_handlers),
+            {event: spec.scoped(dependencies, event_middlewares, exception_handlers) for event, spec in self.events.items()},
+            add(self.any), add(self.connect), add(self.disconnect), list(self.middlewares),
+        )
+
+    def copy(self) -> HandlerTable:
+        return HandlerTable(
+            dict(self.events), self.any, self.connect, self.disconnect, list(self.middlewares),
+            list(self.event_middlewares), dict(self.exception_handlers),
         )
 
     def merge(self, other: HandlerTable, where: str) -> None:
@@ -80,10 +88,8 @@ class HandlerTable:
                 label = "catch-all" if name == "any" else repr(name)
                 raise ValueError(f"two {label} handlers in namespace {where}")
             setattr(self, name, spec)
+        # Event middlewares and exception handlers travel with the handlers (see `scoped`).
         self.middlewares.extend(other.middlewares)
-        self.event_middlewares.extend(other.event_middlewares)
-        for exc_type, handler in other.exception_handlers.items():
-            self.exception_handlers.setdefault(exc_type, handler)
 
 
 class RealtimeRouter:
@@ -159,7 +165,8 @@ class RealtimeRouter:
         return middleware
 
     def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
-        """Add a per-event middleware (Node's `socket.use`); usable as a decorator.
+        """Add a per-event middleware (Node's `socket.use`) for this router's handlers (and its
+        nested routers'); usable as a decorator.
 
         `async def mw(socket, event, args, call_next)`: inspect or change the event and its
         arguments and `return await call_next(event, args)` (its result is the ack), or raise to
@@ -171,12 +178,18 @@ class RealtimeRouter:
         return middleware
 
     def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
-        """Handle `exc_type` raised by this router's handlers: `async def h(socket, exc)`.
+        """Handle `exc_type` raised by this router's handlers (and its nested routers'):
+        `async def h(socket, exc)`. Its return value is the ack when the client asked for one.
 
-        Its return value is the ack when the client asked for one.
+        The most specific exception class wins; for one class, the innermost router's handler.
         """
 
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise TypeError("exception_handler takes an exception class")
+
         def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+            if not callable(handler):
+                raise TypeError("an exception handler must be callable")
             self.table.exception_handlers[exc_type] = handler
             return handler
 
@@ -197,15 +210,24 @@ class RealtimeRouter:
         self.routers.append((router, namespace, list(dependencies)))
 
     def flatten(
-        self, namespace: NamespaceSpec | None = None, dependencies: Sequence[params.Depends] = ()
+        self,
+        namespace: NamespaceSpec | None = None,
+        dependencies: Sequence[params.Depends] = (),
+        event_middlewares: Sequence[EventMiddleware] = (),
+        exception_handlers: ExceptionHandlers = (),
     ) -> list[tuple[NamespaceSpec, HandlerTable]]:
-        """(namespace, table) pairs for this router and every router nested in it."""
+        """(namespace, table) pairs for this router and every router nested in it; each handler
+        carries what its enclosing routers add (dependencies, event middlewares, exception handlers)."""
         own = self.namespace if namespace is None else namespace
-        out: list[tuple[NamespaceSpec, HandlerTable]] = [(own, self.table.with_dependencies(dependencies))]
+        middlewares = (*event_middlewares, *self.table.event_middlewares)
+        handlers = (*self.table.exception_handlers.items(), *exception_handlers)
+        out = [(own, self.table.scoped(dependencies, middlewares, handlers))]
         for child, child_namespace, child_dependencies in self.routers:
             target = child_namespace
             if target is None and child.namespace == "/" and own != "/":
                 # A nested router that names no namespace lives in its parent's.
                 target = own
-            out.extend(child.flatten(target, [*dependencies, *child_dependencies]))
+            # Like APIRouter: the parent's own dependencies reach the routers nested in it.
+            inherited = [*dependencies, *self.dependencies, *child_dependencies]
+            out.extend(child.flatten(target, inherited, middlewares, handlers))
         return out

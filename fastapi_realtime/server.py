@@ -24,15 +24,14 @@ from .asyncapi import asyncapi_html, build_asyncapi
 from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
-from .errors import internal_error, validation_error
-from .exceptions import EventValidationError
+from .errors import client_error, connect_rejection, internal_error
+from .exceptions import ConnectionRejected
 
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
+from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .router import (
-    EventMiddleware,
-    ExceptionHandler,
     H,
     HandlerTable,
     Middleware,
@@ -105,8 +104,10 @@ class Realtime(Broadcaster):
             raise ValueError("max_attachments must be a non-negative integer")
         if adapter is not None and not callable(adapter):
             raise ValueError("adapter must be a callable taking the namespace")
+        if not isinstance(docs, bool):
+            raise ValueError("docs must be a bool")
         self.path = path.rstrip("/") or "/"
-        self.docs = bool(docs)
+        self.docs = docs
         self.connect_timeout = float(connect_timeout)
         self.max_attachments = max_attachments
         self.max_queue = max_queue
@@ -146,11 +147,20 @@ class Realtime(Broadcaster):
             router.add_api_route(base + "/asyncapi", self._asyncapi_page, methods=["GET"], include_in_schema=False)
         return router
 
+    def _asyncapi(self, request: Request) -> dict[str, Any]:
+        # The document is served beside the endpoint: its own URL tells where clients connect,
+        # whatever prefix, mount path or root_path put it there.
+        root, served = request.scope.get("root_path", ""), request.scope["path"]
+        if not served.startswith(root):  # servers differ on whether `path` includes root_path
+            served = root + served
+        path = served.rstrip("/").rsplit("/", 1)[0] or "/"
+        return build_asyncapi(self, host=request.url.netloc, path=path)
+
     async def _asyncapi_json(self, request: Request) -> JSONResponse:
-        return JSONResponse(build_asyncapi(self, host=request.url.netloc))
+        return JSONResponse(self._asyncapi(request))
 
     async def _asyncapi_page(self, request: Request) -> HTMLResponse:
-        document = build_asyncapi(self, host=request.url.netloc)
+        document = self._asyncapi(request)
         return HTMLResponse(asyncapi_html(document, json_url="asyncapi.json"))
 
     @contextlib.asynccontextmanager
@@ -232,8 +242,13 @@ class Realtime(Broadcaster):
 
         `dependencies` run before each of its handlers, like `APIRouter` includes.
         """
-        for spec, table in router.flatten(namespace, dependencies):
-            self._table(spec).merge(table, repr(spec))
+        pairs = [(self._table(spec), table, repr(spec)) for spec, table in router.flatten(namespace, dependencies)]
+        # Merge into copies first: a conflict anywhere leaves the server as it was.
+        trial: dict[int, HandlerTable] = {}
+        for target, table, where in pairs:
+            trial.setdefault(id(target), target.copy()).merge(table, where)
+        for target, table, where in pairs:
+            target.merge(table, where)
 
     def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
         """A per-event middleware for every namespace (see `RealtimeRouter.event_middleware`)."""
@@ -245,31 +260,29 @@ class Realtime(Broadcaster):
     def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
         """Handle `exc_type` raised by any handler: `async def h(socket, exc)`; returns the ack."""
 
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise TypeError("exception_handler takes an exception class")
+
         def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+            if not callable(handler):
+                raise TypeError("an exception handler must be callable")
             self.exception_handlers[exc_type] = handler
             return handler
 
         return decorator
 
-    def _exception_handler_for(self, table: HandlerTable, exc: BaseException) -> ExceptionHandler | None:
-        # The router's handlers before the server's, each by the exception's MRO (like FastAPI).
-        for handlers in (table.exception_handlers, self.exception_handlers):
-            for klass in type(exc).__mro__:
-                if klass in handlers:
-                    return handlers[klass]
-        return None
-
     async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any:
-        """What the client hears when a handler raised: the ack to send, or None."""
-        handler = self._exception_handler_for(socket.nsp.table, exc)
+        """What the client hears when a handler raised (its routers' exception handlers did not
+        take it): the ack to send, or None."""
+        handler = find_exception_handler(tuple(self.exception_handlers.items()), exc)
         if handler is not None:
             try:
-                return await handler(socket, exc)
+                return await call_exception_handler(handler, socket, exc)
             except Exception:
                 logger.exception("exception handler failed for %r on %s", event, socket.namespace)
                 return internal_error() if wants_ack else None
-        if isinstance(exc, EventValidationError):
-            body = validation_error(exc)
+        body = client_error(exc)
+        if body is not None:
             if wants_ack:
                 return body
             # Without an ack to carry it, the error goes to the client as an "error" event.
@@ -278,12 +291,45 @@ class Realtime(Broadcaster):
         logger.exception("handler for %r failed on %s", event, socket.namespace, exc_info=exc)
         return internal_error() if wants_ack else None
 
-    def on(self, event: str, *, namespace: str = "/", concurrent: bool = False) -> Callable[[H], H]:
+    async def reject_connection(self, socket: Socket, exc: Exception) -> ConnectionRejected:
+        """The CONNECT_ERROR for an exception from a connect middleware or handler.
+
+        An exception handler (the connect handler's routers', then the server's) may return a
+        ConnectionRejected, or raise one; any other return value becomes the error's `data`.
+        """
+        spec = socket.nsp.table.connect
+        handler = None if spec is None else spec.exception_handler_for(exc)
+        if handler is None:
+            handler = find_exception_handler(tuple(self.exception_handlers.items()), exc)
+        if handler is not None:
+            try:
+                result = await call_exception_handler(handler, socket, exc)
+            except ConnectionRejected as rejection:
+                return rejection
+            except Exception:
+                logger.exception("exception handler failed for the connection to %s", socket.namespace)
+                return ConnectionRejected("Internal server error")
+            return result if isinstance(result, ConnectionRejected) else ConnectionRejected("Connection rejected", result)
+        refused = connect_rejection(exc)
+        if refused is None:
+            logger.exception("connect handler failed on %s", socket.namespace, exc_info=exc)
+            return ConnectionRejected("Internal server error")
+        return refused
+
+    def on(
+        self,
+        event: str,
+        *,
+        namespace: str = "/",
+        concurrent: bool = False,
+        dependencies: Sequence[params.Depends] = (),
+        response_model: Any = UNSET,
+    ) -> Callable[[H], H]:
         """Register a handler directly on the server (a shortcut for a one-off router)."""
         router = RealtimeRouter(namespace)
 
         def decorator(func: H) -> H:
-            router.on(event, concurrent=concurrent)(func)
+            router.on(event, concurrent=concurrent, dependencies=dependencies, response_model=response_model)(func)
             self.include_router(router)
             return func
 

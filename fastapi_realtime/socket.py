@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from ._types import EioFrame
 from .adapters.base import BroadcastOptions
 from .broadcast import BroadcastOperator, RoomArg, ack_value, event_packet, rooms_of
 from .exceptions import AckTimeoutError, DisconnectedError
+from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
 from .recovery import RECOVERABLE_REASONS, SessionSnapshot
 from .socketio.packet import Packet, PacketType
 
@@ -73,8 +75,6 @@ def make_handshake(scope: Any, auth: dict[str, Any], issued: float) -> Handshake
 
 
 NO_HANDLER: Any = object()  # what an event with no handler "returns": it gets no ack
-CallNext = Callable[[Any, list[Any]], Awaitable[Any]]
-EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
 
 
 def _chain(socket: Socket, middlewares: Sequence[EventMiddleware], last: CallNext) -> CallNext:
@@ -87,6 +87,10 @@ def _chain(socket: Socket, middlewares: Sequence[EventMiddleware], last: CallNex
 
         call_next = step
     return call_next
+
+
+def _call_spec(socket: Socket, spec: HandlerSpec, catch_all: bool, event: Any, args: list[Any]) -> Awaitable[Any]:
+    return spec.call(socket, [event, *args] if catch_all else args)
 
 
 class Socket:
@@ -236,17 +240,28 @@ class Socket:
             await self._run(args[0], args[1:], packet.id)
 
     async def _call_handler(self, event: Any, args: list[Any]) -> Any:
-        """The innermost step of the event middleware chain: the handler itself."""
+        """The innermost step of the server's event middleware chain: the handler, inside its
+        routers' event middlewares and exception handlers."""
         table = self.nsp.table
-        spec = table.events.get(event) if type(event) is str else None
-        if spec is not None:
-            return await spec.call(self, args)
-        if table.any is not None:
-            return await table.any.call(self, [event, *args])
-        return NO_HANDLER
+        found = table.events.get(event) if type(event) is str else None
+        catch_all = found is None
+        spec = table.any if found is None else found
+        if spec is None:
+            return NO_HANDLER
+        try:
+            if spec.event_middlewares:
+                return await _chain(self, spec.event_middlewares, partial(_call_spec, self, spec, catch_all))(
+                    event, args
+                )
+            return await _call_spec(self, spec, catch_all, event, args)
+        except Exception as exc:
+            handler = spec.exception_handler_for(exc)
+            if handler is None:
+                raise
+            return await call_exception_handler(handler, self, exc)
 
     async def _run(self, event: Any, args: list[Any], ack_id: int | None) -> None:
-        middlewares = self.nsp.event_middlewares
+        middlewares = self.nsp.server.event_middlewares
         try:
             if middlewares:
                 result = await _chain(self, middlewares, self._call_handler)(event, args)

@@ -76,6 +76,12 @@ def test_misspelt_option_raises_type_error(name: str) -> None:
         ("path", ""),
         ("cors_allowed_origins", [1]),
         ("allow_request", "yes"),
+        ("allow_request", lambda conn: True),  # a plain function would refuse every request
+        ("allow_upgrades", "no"),
+        ("cors_credentials", "yes"),
+        ("transports", ("polling", "polling")),
+        ("docs", "no"),
+        ("recovery", "yes"),
         ("adapter", 42),
     ],
 )

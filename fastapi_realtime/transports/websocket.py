@@ -100,7 +100,8 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
             text = message.get("text")
             waiter: Awaitable[None] | None
             if text is not None:
-                if len(text) > limit:
+                # The limit is in bytes; only a long text can be over it in UTF-8 and not in characters.
+                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
                     session.close("transport error")
                     await ws.close(1009)
                     return

@@ -148,7 +148,7 @@ def build() -> tuple[FastAPI, Realtime]:
     async def on_teapot(socket: Socket, exc: Teapot) -> dict[str, Any]:
         return {"error": "teapot"}
 
-    @router.event_middleware
+    @realtime.event_middleware  # server level: it runs before the handler is looked up
     async def shout(socket: Socket, event: Any, args: list[Any], call_next: Any) -> Any:
         if event == "forbidden":
             raise PermissionError("no")

@@ -160,18 +160,21 @@ async def test_handshake_reports_max_payload(limits_url: str) -> None:
         assert parse_open(resp.text)["maxPayload"] == MAX_BUFFER
 
 
-@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("kind", ["text", "binary", "utf-8"])
 @run_async
-async def test_websocket_frame_over_limit_closes_1009(limits_url: str, binary: bool) -> None:
+async def test_websocket_frame_over_limit_closes_1009(limits_url: str, kind: str) -> None:
     bystander, _ = await sio_client(limits_url, auth_event=False)
     culprit, _ = await sio_client(limits_url, auth_event=False)
     try:
         at_limit = _padded_event(MAX_BUFFER)
         await culprit.send(at_limit)
         assert (await culprit.recv_text()).startswith('42["message-back","xxx')
-        if binary:
+        if kind == "binary":
             await culprit.send('451-["message",' + PH0 + "]")
             await culprit.send(b"\x00" * (MAX_BUFFER + 1))
+        elif kind == "utf-8":
+            # Fewer characters than the limit, more bytes: the limit is in bytes.
+            await culprit.send(_padded_event(MAX_BUFFER * 2 // 3).replace("x", "é"))
         else:
             await culprit.send(_padded_event(MAX_BUFFER + 1))
         await culprit.assert_closed(1.5)
