@@ -7,6 +7,8 @@ import contextlib
 import inspect
 import logging
 import re
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
@@ -129,6 +131,7 @@ class Realtime(Broadcaster):
         self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
+        self._signals_hooked = False
         self.manager = SessionManager(self.engine_options, ClientManager(self))
         self.app = EngineApp(self.manager)
         self.router = self._make_router()
@@ -173,6 +176,7 @@ class Realtime(Broadcaster):
             await self.shutdown()
 
     async def startup(self) -> None:
+        self._hook_server_signals()
         self.manager.shutting_down = False
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
@@ -193,8 +197,39 @@ class Realtime(Broadcaster):
         # Let disconnect handlers that were just scheduled run.
         await asyncio.sleep(0)
 
+    def _hook_server_signals(self) -> None:
+        """Begin the orderly shutdown as soon as the server is told to stop.
+
+        uvicorn closes its connections (WebSockets with 1012, long-polls when they end) before
+        it runs the lifespan shutdown, which would then find no client left to tell; and a
+        mounted app gets no lifespan events at all. So the signal handler the server installed
+        is wrapped: clients are disconnected with `server shutting down` and pending long-polls
+        answered first, then the server's own handler runs. Only in the main thread, and only
+        over a Python handler (a server that installed none is not shutting down gracefully).
+        """
+        if self._signals_hooked or threading.current_thread() is not threading.main_thread():
+            return
+        self._signals_hooked = True
+        loop = asyncio.get_running_loop()
+
+        def begin() -> None:
+            loop.create_task(self.manager.shutdown())
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if not callable(previous):
+                continue
+
+            def handler(sig: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
+                loop.call_soon_threadsafe(begin)
+                previous(sig, frame)
+
+            signal.signal(signum, handler)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
+        if not self._signals_hooked and scope["type"] != "lifespan":
+            self._hook_server_signals()  # mounted: no lifespan events reach this app
         if scope["type"] == "lifespan":
             await self._serve_lifespan(receive, send)
         elif self.docs and scope["type"] == "http" and scope["path"].rstrip("/").endswith(("/asyncapi", "/asyncapi.json")):
