@@ -36,8 +36,8 @@ CPU_WARN_PERCENT = 85.0
 QUIET_PERCENT = 10.0
 OTHER_WARN_PERCENT = 15.0
 
-# Extra Realtime(...) keyword arguments for the --recovery variant. Adjust here once the core
-# exposes connection state recovery; the app reads them from BENCH_REALTIME_KWARGS.
+# Extra Realtime(...) keyword arguments for the --recovery variant (read by bench/app_ours.py
+# from BENCH_REALTIME_KWARGS).
 RECOVERY_KWARGS: dict[str, Any] = {"recovery": True}
 
 

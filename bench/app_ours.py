@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 
 def create_app() -> Any:
-    # Imported here so that `python -m bench` works (for the other servers) before the core exists.
+    # Imported here: the other servers' runs import this module's siblings, not the package.
     from fastapi_realtime import Realtime, Socket
 
     join_room = os.environ.get("BENCH_JOIN_ROOM", "")
