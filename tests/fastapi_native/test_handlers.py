@@ -286,21 +286,3 @@ def test_two_handlers_for_one_event_fail_at_include_time() -> None:
     realtime.include_router(first)
     with pytest.raises(ValueError, match="two handlers for event 'e'"):
         realtime.include_router(second)
-
-
-def test_nested_routers_with_include_dependencies() -> None:
-    seen: list[str] = []
-    parent, child = RealtimeRouter("/p"), RealtimeRouter()
-
-    @child.on("hello")
-    async def hello(socket: Socket) -> str:
-        return socket.namespace
-
-    parent.include_router(child, dependencies=[Depends(lambda: seen.append("child-include"))])
-    realtime = Realtime()
-    realtime.include_router(parent, dependencies=[Depends(lambda: seen.append("top-include"))])
-    app = FastAPI()
-    app.include_router(realtime.router)
-    with RealtimeTestClient(app) as client:
-        assert client.connect(namespace="/p").call("hello") == "/p"
-    assert seen == ["top-include", "child-include"]
