@@ -1,11 +1,14 @@
 """FastAPI app driven by the interop tests (official Node and Python Socket.IO clients).
 
 Built only with the public API of fastapi_realtime. The same handlers are registered on
-"/", "/custom" and the dynamic namespaces /dyn-<n>; every handler is a remote-control
-"trigger" so that the clients can make the server do something observable.
+"/", "/custom" and the dynamic namespaces: /dyn-<n> (a pattern), /fn-<anything> (a plain
+callable) and /vip-<anything> (an async callable that admits only clients whose auth has
+"vip": true). Every handler is a remote-control "trigger" so that the clients can make the
+server do something observable; events with no handler of their own reach the catch-all.
 
 Environment knobs (read once at import):
   INTEROP_PING_INTERVAL / INTEROP_PING_TIMEOUT  seconds (defaults 25 / 20)
+  INTEROP_CONNECT_TIMEOUT  seconds (default 45)
   INTEROP_REASONS_FILE  also append every disconnect reason to this file (JSON lines), so that
                         reasons recorded by a process that has been stopped can still be read.
 """
@@ -29,11 +32,13 @@ from fastapi_realtime import (
 
 PING_INTERVAL = float(os.environ.get("INTEROP_PING_INTERVAL", "25"))
 PING_TIMEOUT = float(os.environ.get("INTEROP_PING_TIMEOUT", "20"))
+CONNECT_TIMEOUT = float(os.environ.get("INTEROP_CONNECT_TIMEOUT", "45"))
 REASONS_FILE = os.environ.get("INTEROP_REASONS_FILE")
 
 rt = Realtime(
     ping_interval=PING_INTERVAL,
     ping_timeout=PING_TIMEOUT,
+    connect_timeout=CONNECT_TIMEOUT,
     cors_allowed_origins="*",
 )
 
@@ -41,6 +46,8 @@ rt = Realtime(
 DISCONNECT_REASONS: dict[str, str] = {}
 # socket id -> the numbers received through "numbered", in arrival order.
 NUMBERED: dict[str, list[int]] = {}
+# socket id -> what the catch-all received ([event, *args]), in arrival order.
+CAUGHT: dict[str, list[list[Any]]] = {}
 # strong references to the stream tasks (the event loop only keeps weak ones).
 _TASKS: set["asyncio.Task[None]"] = set()
 
@@ -79,8 +86,15 @@ async def reject_bad_token(socket: Socket) -> None:
         raise ConnectionRejected("not authorized", data={"reason": "bad token"})
 
 
+async def remember_in_data(socket: Socket) -> None:
+    """A connect middleware that fills socket.data (the connect handler adds to it too)."""
+    auth = socket.handshake.auth or {}
+    socket.data["from_middleware"] = {"namespace": socket.namespace, "nick": auth.get("nick")}
+
+
 async def on_connect(socket: Socket, auth: dict[str, Any] | None) -> None:
     auth = auth or {}
+    socket.data["from_connect"] = True  # ... and from the connect handler
     if isinstance(auth.get("room"), str):
         await socket.join(auth["room"])
     await socket.emit("welcome", {"id": socket.id, "namespace": socket.namespace,
@@ -160,6 +174,10 @@ def _operator(socket: Socket, spec: dict[str, Any]) -> Any:
         op = op.to(*spec["to"])
     if spec.get("except"):
         op = op.except_(*spec["except"])
+    if spec.get("volatile"):
+        op = op.volatile
+    if spec.get("local"):
+        op = op.local
     return op
 
 
@@ -180,7 +198,55 @@ async def broadcast_ack(socket: Socket, spec: dict[str, Any]) -> dict[str, Any]:
 
 async def fetch_sockets(socket: Socket, spec: dict[str, Any]) -> list[dict[str, Any]]:
     found = await _operator(socket, spec).fetch_sockets()
+    if spec.get("details"):  # socket.data and the handshake travel with fetch_sockets
+        return sorted(
+            ({"id": s.id, "rooms": sorted(s.rooms), "data": s.data, "auth": s.handshake["auth"]} for s in found),
+            key=lambda d: d["id"],
+        )
     return sorted(({"id": s.id, "rooms": sorted(s.rooms)} for s in found), key=lambda d: d["id"])
+
+
+async def server_local(socket: Socket, spec: dict[str, Any]) -> str:
+    """realtime.local.emit / realtime.to(...).local.emit (server-wide: namespace "/")."""
+    op = rt.to(*spec["to"]).local if spec.get("to") else rt.local
+    await op.emit(spec["event"], *spec.get("args", []))
+    return "ok"
+
+
+async def emit_then_volatile(socket: Socket) -> str:
+    """A plain emit, then at once (no await that suspends in between) a volatile one, then a plain one.
+
+    On polling the plain emit answers the pending GET, so the transport is not writable when
+    the volatile packet comes and it is dropped rather than queued (Node's rule). On websocket
+    the first frame is normally written at once, so the volatile one may well go out.
+    """
+    await socket.emit("vt", "plain-1")
+    await _ns(socket).to(socket.id).volatile.emit("vt", "volatile")
+    await socket.emit("vt", "plain-2")
+    return "ok"
+
+
+async def set_data(socket: Socket, key: str, value: Any) -> dict[str, Any]:
+    socket.data[key] = value
+    return socket.data
+
+
+async def get_data(socket: Socket) -> dict[str, Any]:
+    return socket.data
+
+
+async def handshake(socket: Socket) -> dict[str, Any]:
+    return socket.handshake.to_dict()
+
+
+async def catch_all(socket: Socket, event: Any, *args: Any) -> dict[str, Any]:
+    """The catch-all: events that have no handler of their own."""
+    CAUGHT.setdefault(socket.id, []).append([event, *args])
+    return {"caught": event, "args": list(args)}
+
+
+async def caught_get(socket: Socket) -> list[list[Any]]:
+    return CAUGHT.get(socket.id, [])
 
 
 async def sockets_join(socket: Socket, spec: dict[str, Any]) -> str:
@@ -240,20 +306,39 @@ HANDLERS: dict[str, Callable[..., Awaitable[Any]]] = {
     "numbered": numbered,
     "numbered-get": numbered_get,
     "start-stream": start_stream,
+    "server-local": server_local,
+    "emit-then-volatile": emit_then_volatile,
+    "set-data": set_data,
+    "get-data": get_data,
+    "handshake": handshake,
+    "caught-get": caught_get,
 }
 
 
-def build_router(namespace: str | re.Pattern[str]) -> RealtimeRouter:
+def fn_namespace(name: str, auth: Any) -> bool:
+    """A plain callable dynamic namespace: any /fn-<something>."""
+    return name.startswith("/fn-") and len(name) > 4
+
+
+async def vip_namespace(name: str, auth: Any) -> bool:
+    """An async callable dynamic namespace that looks at the auth: /vip-<something> for VIPs only."""
+    await asyncio.sleep(0)
+    return name.startswith("/vip-") and isinstance(auth, dict) and auth.get("vip") is True
+
+
+def build_router(namespace: str | re.Pattern[str] | Callable[[str, Any], Any]) -> RealtimeRouter:
     router = RealtimeRouter(namespace=namespace)
     router.use(reject_bad_token)
+    router.use(remember_in_data)
     router.on("connect")(on_connect)
     router.on("disconnect")(on_disconnect)
     for event, handler in HANDLERS.items():
         router.on(event)(handler)
+    router.on_any()(catch_all)
     return router
 
 
-for _namespace in ("/", "/custom", re.compile(r"^/dyn-\d+$")):
+for _namespace in ("/", "/custom", re.compile(r"^/dyn-\d+$"), fn_namespace, vip_namespace):
     rt.include_router(build_router(_namespace))
 
 app = FastAPI()

@@ -10,7 +10,7 @@
 // A hard timer (INTEROP_NODE_TIMEOUT_MS, default 8000) bounds every run.
 // Binary values are printed as {"$bin": "<hex>"}.
 
-import { io } from "socket.io-client";
+import { io, Manager } from "socket.io-client";
 
 const [scenario, base, mode = "websocket", ...extra] = process.argv.slice(2);
 const LIMIT_MS = Number(process.env.INTEROP_NODE_TIMEOUT_MS || 8000);
@@ -88,6 +88,21 @@ function client(nsp = "/", opts = {}, m = modeOf(0)) {
   s.on("connect_error", (e) => {
     rec.connectErrors.push({ message: e.message, data: e.data ?? null });
     trace.push(`${nsp} connect_error: ${e.message}`);
+  });
+  s.rec = rec;
+  sockets.push(s);
+  return s;
+}
+
+// a second namespace multiplexed over `parent`'s connection, recording like client()
+function subSocket(parent, nsp) {
+  const s = parent.io.socket(nsp);
+  const rec = { welcome: null, connects: 0, disconnects: [], connectErrors: [], mode: parent.rec.mode };
+  s.on("welcome", (w) => (rec.welcome = w));
+  s.on("connect", () => rec.connects++);
+  s.on("disconnect", (reason) => {
+    rec.disconnects.push(reason);
+    trace.push(`${nsp} (multiplexed) disconnect: ${reason}`);
   });
   s.rec = rec;
   sockets.push(s);
@@ -446,6 +461,191 @@ const scenarios = {
     await ack(B, "echo", "sync");
     out.got = got;
     return out;
+  },
+
+  // volatile and local broadcasts (A triggers; B and C are in the room)
+  async volatileLocal() {
+    const [A, B, C] = [0, 1, 2].map((i) => client("/", {}, modeOf(i)));
+    await Promise.all([A, B, C].map(ready));
+    const room = `${TAG}-vl`;
+    await ack(B, "join", room);
+    await ack(C, "join", room);
+    const got = [A, B, C].map((s) => collect(s, "v"));
+    const vt = collect(A, "vt");
+    // Let every client settle so that a polling client has its next GET waiting at the server:
+    // a volatile packet is only written to a transport that can take it at once.
+    const settle = () => sleep(150);
+    await settle();
+    await ack(A, "broadcast", { to: [room], volatile: true, event: "v", args: ["vol-room"] }); // B C
+    await settle();
+    await ack(A, "broadcast", { volatile: true, event: "v", args: ["vol-all", Buffer.from([1, 2])] }); // A B C
+    await ack(A, "broadcast", { to: [room], local: true, event: "v", args: ["local-room"] }); // B C
+    await ack(A, "broadcast", { local: true, event: "v", args: ["local-all"] }); // A B C
+    await ack(A, "server-local", { to: [room], event: "v", args: ["rt-local-room"] }); // B C
+    await ack(A, "server-local", { event: "v", args: ["rt-local-all"] }); // A B C
+    await ack(A, "broadcast", { volatile: true, local: true, except: [room], event: "v", args: ["vol-local-except"] }); // A
+    await ack(A, "broadcast", { event: "v", args: ["end"] });
+    await until(() => got.every((g) => g.includes("end")), 3000, "end markers");
+    // a volatile packet right after a plain one (same handler, no suspension in between)
+    await settle();
+    await ack(A, "emit-then-volatile");
+    await until(() => vt.includes("plain-2"), 3000, "plain-2");
+    await ack(A, "echo", "sync"); // anything still on its way has arrived by now
+    return {
+      modes: [A, B, C].map((s) => s.rec.mode),
+      transports: [A, B, C].map((s) => s.io.engine.transport.name),
+      A: got[0],
+      B: got[1],
+      C: got[2],
+      vt,
+      disconnects: [A, B, C].map((s) => s.rec.disconnects),
+    };
+  },
+
+  // the catch-all (router.on_any) gets the events that have no handler of their own
+  async catchAll() {
+    const s = client("/");
+    await ready(s);
+    const custom = subSocket(s, "/custom");
+    await until(() => custom.connected, 3000, "/custom");
+    const out = {};
+    out.one = await ackAll(s, "no-such-event", 1, "two", { three: [3] });
+    out.none = await ackAll(s, "bare");
+    out.bin = plain(await ack(s, "binary-thing", Buffer.from([0xde, 0xad])));
+    out.custom = await ack(custom, "custom-thing", "x");
+    s.emit("fire-and-forget", "no ack"); // no ack asked: the catch-all still runs
+    out.echo = await ack(s, "echo", "handled"); // has its own handler: not caught
+    out.caught = plain(await ack(s, "caught-get"));
+    out.caughtCustom = await ack(custom, "caught-get");
+    return out;
+  },
+
+  // namespaces given as callables: a plain one (/fn-*) and an async one looking at the auth (/vip-*)
+  async callableNamespaces() {
+    const fnName = `/fn-${TAG}`;
+    const vipName = `/vip-${TAG}`;
+    const fn = client(fnName);
+    const notVip = client(vipName, { auth: { vip: false } });
+    await ready(fn);
+    await until(() => notVip.rec.connectErrors.length > 0, 3000, "connect_error on the vip namespace");
+    const vip = client(vipName, { auth: { vip: true } });
+    await ready(vip);
+    const out = {
+      fnName,
+      vipName,
+      fnWelcome: fn.rec.welcome,
+      fnWho: await ack(fn, "whoami"),
+      fnEcho: await ack(fn, "echo", "fn"),
+      notVip: { errors: notVip.rec.connectErrors, connected: notVip.connected },
+      vipWelcome: vip.rec.welcome,
+      vipWho: await ack(vip, "whoami"),
+    };
+    // broadcasts stay inside the dynamic namespace
+    const gotFn = collect(fn, "dn");
+    const gotVip = collect(vip, "dn");
+    await ack(vip, "broadcast", { event: "dn", args: ["to vip"] });
+    await until(() => gotVip.length > 0, 3000, "broadcast in the vip namespace");
+    await ack(fn, "echo", "sync");
+    out.gotFn = gotFn;
+    out.gotVip = gotVip;
+    return out;
+  },
+
+  // socket.data (middleware, connect handler, events, fetch_sockets) and the handshake
+  async dataHandshake() {
+    const before = Date.now();
+    const s = client("/", { auth: { nick: "ada" }, query: { foo: "bar" }, extraHeaders: { "x-interop": "node" } });
+    const other = client("/", { auth: { nick: "bob" } });
+    await Promise.all([ready(s), ready(other)]);
+    const room = `${TAG}-data`;
+    await ack(s, "join", room);
+    await ack(other, "join", room);
+    const out = { ids: [s.id, other.id], room, before };
+    out.initial = await ack(s, "get-data");
+    out.afterSet = await ackAll(s, "set-data", "score", { n: 1 });
+    await ackAll(s, "set-data", "score", { n: 2 });
+    out.later = await ack(s, "get-data");
+    out.fetched = await ack(other, "fetch-sockets", { to: [room], details: true });
+    out.handshake = await ack(s, "handshake");
+    out.otherHandshake = await ack(other, "handshake");
+    out.after = Date.now();
+    return out;
+  },
+
+  // a client opens the Engine.IO connection but joins no namespace: closed after connect_timeout
+  async connectTimeout() {
+    const joined = client("/");
+    const m = new Manager(base, { autoConnect: false, reconnection: false, ...transportOpts(mode) });
+    const t0 = Date.now();
+    let opened = null;
+    let closed = null;
+    m.on("close", (reason) => (closed = { reason, afterMs: Date.now() - t0 }));
+    m.open((err) => (opened = err ? String(err) : "ok"));
+    await ready(joined);
+    await until(() => closed !== null, 5000, "close of the idle connection");
+    await sleep(200);
+    return {
+      opened,
+      closed,
+      openedTransport: m.engine?.transport?.name ?? null,
+      joinedConnected: joined.connected,
+      joinedDisconnects: joined.rec.disconnects,
+      joinedEcho: await ack(joined, "echo", "still here"),
+    };
+  },
+
+  // more binary attachments than max_attachments (10): the sender is cut off with "parse error",
+  // a client connected at the same time carries on
+  async attachments() {
+    const bad = client("/", { reconnection: false });
+    const other = client("/");
+    await Promise.all([ready(bad), ready(other)]);
+    const bufs = (n) => Array.from({ length: n }, (_, i) => Buffer.from([i]));
+    const out = { id: bad.id };
+    out.ten = plain(await ack(bad, "echo", bufs(10))); // exactly the limit is fine
+    bad.emit("echo", bufs(11));
+    await until(() => bad.rec.disconnects.length > 0, 3000, "disconnect of the sender");
+    await sleep(200);
+    out.badReasons = bad.rec.disconnects;
+    out.badConnected = bad.connected;
+    out.serverReason = await serverReason(out.id); // bad.id is unset once disconnected
+    out.other = { connected: other.connected, disconnects: other.rec.disconnects, echo: await ack(other, "echo", "fine") };
+    return out;
+  },
+
+  // packets that break the session rules: "forced server close"; a malformed packet: "parse error"
+  async badPackets() {
+    const twice = client("/", { reconnection: false }); // a second CONNECT for "/"
+    const twiceSub = subSocket(twice, "/custom");
+    const stranger = client("/", { reconnection: false }); // an event for a namespace it has not joined
+    const garbled = client("/", { reconnection: false }); // an EVENT whose payload is not an array
+    const other = client("/");
+    await Promise.all([twice, stranger, garbled, other].map(ready));
+    await until(() => twiceSub.connected, 3000, "/custom");
+    const ids = { twice: twice.id, twiceSub: twiceSub.id, stranger: stranger.id, garbled: garbled.id };
+    // the raw Socket.IO packets go through the client's own Engine.IO socket ("4" + packet)
+    twice.io.engine.write("0");
+    stranger.io.engine.write('2/custom,["echo","x"]');
+    garbled.io.engine.write('2{"not":"an array"}');
+    const victims = [twice, twiceSub, stranger, garbled];
+    await until(() => victims.every((s) => s.rec.disconnects.length > 0), 3000, "disconnects");
+    await sleep(200);
+    return {
+      ids,
+      clientReasons: {
+        twice: twice.rec.disconnects,
+        twiceSub: twiceSub.rec.disconnects,
+        stranger: stranger.rec.disconnects,
+        garbled: garbled.rec.disconnects,
+      },
+      serverReasons: {
+        twice: await serverReason(ids.twice),
+        twiceSub: await serverReason(ids.twiceSub),
+        stranger: await serverReason(ids.stranger),
+        garbled: await serverReason(ids.garbled),
+      },
+      other: { connected: other.connected, disconnects: other.rec.disconnects, echo: await ack(other, "echo", "fine") },
+    };
   },
 
   // the client freezes longer than pingInterval + pingTimeout: the server must drop it with

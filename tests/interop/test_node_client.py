@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ MODES = ["polling", "websocket", "upgrade"]
 # multi-client scenarios: "mixed" gives the three clients one transport mode each
 MULTI_MODES = ["polling", "websocket", "mixed"]
 FAST_PING = {"INTEROP_PING_INTERVAL": "0.3", "INTEROP_PING_TIMEOUT": "0.3"}
+SHORT_CONNECT_TIMEOUT = {"INTEROP_CONNECT_TIMEOUT": "0.5"}
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -39,6 +41,12 @@ def url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def fast_ping_url() -> Iterator[str]:
     with run_uvicorn(APP, env=FAST_PING) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def short_connect_timeout_url() -> Iterator[str]:
+    with run_uvicorn(APP, env=SHORT_CONNECT_TIMEOUT) as base:
         yield base
 
 
@@ -232,6 +240,140 @@ def test_fetch_sockets_and_sockets_join(url: str, mode: str) -> None:
     assert r["roomsA"] == sorted([a, fs, fs2])
     assert r["got"] == [["hi"], ["hi"], []]
     assert r["afterLeave"] == [{"id": b, "rooms": sorted([b, fs, fs2])}]
+
+
+@pytest.mark.parametrize("mode", MULTI_MODES)
+def test_volatile_and_local_broadcasts(url: str, mode: str) -> None:
+    r = run_node("volatileLocal", url, mode)
+    vol_all = ["vol-all", b"\x01\x02"]
+    # volatile packets reach clients whose transport can take them (here: idle, writable ones)
+    assert r["A"] == [vol_all, "local-all", "rt-local-all", "vol-local-except", "end"]
+    room_members = ["vol-room", vol_all, "local-room", "local-all", "rt-local-room", "rt-local-all", "end"]
+    assert r["B"] == room_members
+    assert r["C"] == room_members
+    assert r["disconnects"] == [[], [], []]
+    if r["modes"][0] == "polling":
+        # The plain emit answered the waiting GET, so the polling transport was not writable when
+        # the volatile packet came right after it: dropped, not queued (Node's rule).
+        assert r["vt"] == ["plain-1", "plain-2"]
+    else:
+        # On websocket the plain frame is usually written at once, so the volatile one may go out.
+        assert r["vt"] in (["plain-1", "plain-2"], ["plain-1", "volatile", "plain-2"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_catch_all(url: str, mode: str) -> None:
+    r = run_node("catchAll", url, mode)
+    assert r["one"] == [{"caught": "no-such-event", "args": [1, "two", {"three": [3]}]}]
+    assert r["none"] == [{"caught": "bare", "args": []}]
+    assert r["bin"] == {"caught": "binary-thing", "args": [b"\xde\xad"]}
+    assert r["custom"] == {"caught": "custom-thing", "args": ["x"]}
+    assert r["echo"] == "handled"
+    # in arrival order; "echo" and "caught-get" have handlers of their own and are not caught
+    assert r["caught"] == [
+        ["no-such-event", 1, "two", {"three": [3]}],
+        ["bare"],
+        ["binary-thing", b"\xde\xad"],
+        ["fire-and-forget", "no ack"],
+    ]
+    assert r["caughtCustom"] == [["custom-thing", "x"]]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_callable_dynamic_namespaces(url: str, mode: str) -> None:
+    r = run_node("callableNamespaces", url, mode)
+    assert r["fnWelcome"]["namespace"] == r["fnName"]
+    assert r["fnWho"]["namespace"] == r["fnName"]
+    assert r["fnEcho"] == "fn"
+    # the async callable saw the auth: refused without "vip", accepted with it
+    assert r["notVip"] == {"errors": [{"message": "Invalid namespace", "data": None}], "connected": False}
+    assert r["vipWelcome"]["namespace"] == r["vipName"]
+    assert r["vipWho"]["namespace"] == r["vipName"]
+    assert r["vipWho"]["auth"] == {"vip": True}
+    assert r["gotVip"] == ["to vip"]
+    assert r["gotFn"] == []  # a broadcast stays inside its dynamic namespace
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_socket_data_and_handshake(url: str, mode: str) -> None:
+    r = run_node("dataHandshake", url, mode)
+    sid, other = r["ids"]
+    base_data = {"from_middleware": {"namespace": "/", "nick": "ada"}, "from_connect": True}
+    assert r["initial"] == base_data
+    assert r["afterSet"] == [{**base_data, "score": {"n": 1}}]
+    assert r["later"] == {**base_data, "score": {"n": 2}}
+    other_data = {"from_middleware": {"namespace": "/", "nick": "bob"}, "from_connect": True}
+    assert r["fetched"] == sorted(
+        [
+            {"id": sid, "rooms": sorted([sid, r["room"]]), "data": {**base_data, "score": {"n": 2}}, "auth": {"nick": "ada"}},
+            {"id": other, "rooms": sorted([other, r["room"]]), "data": other_data, "auth": {"nick": "bob"}},
+        ],
+        key=lambda d: d["id"],
+    )
+    hs = r["handshake"]
+    check_handshake(hs, url, initial_transport(mode), r["before"], r["after"])
+    assert hs["headers"]["x-interop"] == "node"  # extraHeaders
+    assert hs["query"]["foo"] == "bar"
+    assert "foo=bar" in hs["url"].split("?", 1)[1].split("&")
+    assert hs["auth"] == {"nick": "ada"}
+    assert "x-interop" not in r["otherHandshake"]["headers"]
+    assert "foo" not in r["otherHandshake"]["query"]
+    assert r["otherHandshake"]["auth"] == {"nick": "bob"}
+
+
+def check_handshake(hs: dict[str, Any], url: str, transport: str, before_ms: float, after_ms: float) -> None:
+    """The handshake fields every client gets: those of the request that opened the connection."""
+    assert hs["headers"]["host"] == url.removeprefix("http://")
+    assert hs["query"]["EIO"] == "4"
+    assert hs["query"]["transport"] == transport
+    assert hs["url"].startswith("/socket.io/?")
+    assert "EIO=4" in hs["url"].split("?", 1)[1].split("&")
+    assert hs["address"] == "127.0.0.1"
+    assert hs["secure"] is False
+    # an HTTP date (seconds) and a millisecond timestamp, both taken while the client connected
+    when = parsedate_to_datetime(hs["time"]).timestamp()
+    assert before_ms / 1000 - 1 <= when <= after_ms / 1000 + 1
+    assert before_ms - 1000 <= hs["issued"] <= after_ms + 1000
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_connect_timeout(short_connect_timeout_url: str, mode: str) -> None:
+    """An Engine.IO connection that joins no namespace is closed after connect_timeout (0.5 s)."""
+    r = run_node("connectTimeout", short_connect_timeout_url, mode)
+    assert r["opened"] == "ok"
+    assert r["closed"]["reason"] == "transport close"
+    assert r["closed"]["afterMs"] >= 450  # not before the timeout
+    if mode != "upgrade":
+        assert r["openedTransport"] == mode
+    # a client that joined in time is not affected
+    assert r["joinedConnected"] is True
+    assert r["joinedDisconnects"] == []
+    assert r["joinedEcho"] == "still here"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_attachment_limit(url: str, mode: str) -> None:
+    r = run_node("attachments", url, mode)
+    assert r["ten"] == [bytes([i]) for i in range(10)]  # max_attachments (10) itself is fine
+    assert r["badReasons"] == ["transport close"]
+    assert r["badConnected"] is False
+    assert r["serverReason"] == "parse error"
+    assert r["other"] == {"connected": True, "disconnects": [], "echo": "fine"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forced_server_close_and_parse_error(url: str, mode: str) -> None:
+    r = run_node("badPackets", url, mode)
+    # a second CONNECT for a joined namespace, or a packet for a namespace not joined: invalid
+    # state, the whole connection closes (every namespace on it)
+    assert r["serverReasons"] == {
+        "twice": "forced server close",
+        "twiceSub": "forced server close",
+        "stranger": "forced server close",
+        "garbled": "parse error",
+    }
+    assert r["clientReasons"] == {k: ["transport close"] for k in ("twice", "twiceSub", "stranger", "garbled")}
+    assert r["other"] == {"connected": True, "disconnects": [], "echo": "fine"}
 
 
 @pytest.mark.parametrize("mode", MODES)

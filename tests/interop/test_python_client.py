@@ -17,10 +17,12 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import engineio
 import pytest
 import socketio
 
@@ -31,6 +33,7 @@ MODES = ["polling", "websocket", "upgrade"]
 MULTI_MODES = ["polling", "websocket", "mixed"]
 TRANSPORTS: dict[str, list[str] | None] = {"polling": ["polling"], "websocket": ["websocket"], "upgrade": None}
 FAST_PING = {"INTEROP_PING_INTERVAL": "0.3", "INTEROP_PING_TIMEOUT": "0.3"}
+SHORT_CONNECT_TIMEOUT = {"INTEROP_CONNECT_TIMEOUT": "0.5"}
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -61,10 +64,11 @@ async def until(pred: Callable[[], Any], timeout: float = 3.0, what: str = "cond
 class Client:
     """An AsyncClient that records what it receives; `events[(namespace, event)]` = list of args."""
 
-    def __init__(self, url: str, mode: str = "websocket") -> None:
+    def __init__(self, url: str, mode: str = "websocket", reconnection: bool = True) -> None:
         self.url = url
         self.mode = mode
-        self.sio = socketio.AsyncClient(reconnection_delay=0.1, reconnection_delay_max=0.3, randomization_factor=0)
+        self.sio = socketio.AsyncClient(reconnection=reconnection, reconnection_delay=0.1,
+                                        reconnection_delay_max=0.3, randomization_factor=0)
         self.events: defaultdict[tuple[str, str], list[Any]] = defaultdict(list)
         self.connects: defaultdict[str, int] = defaultdict(int)
         self.disconnects: defaultdict[str, list[str]] = defaultdict(list)
@@ -81,13 +85,14 @@ class Client:
         self.sio.on(event, fn, namespace=namespace)
 
     async def connect(self, namespaces: list[str] | None = None, auth: dict[str, Any] | None = None,
-                      wait_welcome: bool = True) -> Client:
+                      wait_welcome: bool = True, headers: dict[str, str] | None = None,
+                      query: str = "") -> Client:
         namespaces = namespaces or ["/"]
         for ns in namespaces:
             self._lifecycle(ns)
             self.record("welcome", ns)
-        await self.sio.connect(self.url, namespaces=namespaces, auth=auth,
-                               transports=TRANSPORTS[self.mode], wait_timeout=3)
+        await self.sio.connect(self.url + (f"?{query}" if query else ""), namespaces=namespaces, auth=auth,
+                               headers=headers or {}, transports=TRANSPORTS[self.mode], wait_timeout=3)
         if wait_welcome:
             await until(lambda: all(self.events[(ns, "welcome")] for ns in namespaces), what="welcome")
         return self
@@ -158,6 +163,12 @@ def url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def fast_ping_url() -> Iterator[str]:
     with run_uvicorn(APP, env=FAST_PING) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def short_connect_timeout_url() -> Iterator[str]:
+    with run_uvicorn(APP, env=SHORT_CONNECT_TIMEOUT) as base:
         yield base
 
 
@@ -511,6 +522,250 @@ def test_fetch_sockets_and_sockets_join(url: str, mode: str) -> None:
             assert await c.call("fetch-sockets", {"to": [fs2]}) == entries((sb, [fs, fs2]))
             await c.call("echo", "sync")
             assert [x.events[("/", "fs2-msg")] for x in (a, b, c)] == [["hi"], ["hi"], []]
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MULTI_MODES)
+def test_volatile_and_local_broadcasts(url: str, mode: str) -> None:
+    async def body() -> None:
+        async with clients(url, [mode_of(mode, i) for i in range(3)]) as (a, b, c):
+            for x in (a, b, c):
+                x.record("v")
+            a.record("vt")
+            await asyncio.gather(a.connect(), b.connect(), c.connect())
+            room = f"{tag()}-vl"
+            await b.call("join", room)
+            await c.call("join", room)
+
+            async def settle() -> None:
+                # every polling client gets its next GET waiting at the server: a volatile
+                # packet is only written to a transport that can take it at once
+                await asyncio.sleep(0.15)
+
+            await settle()
+            await a.call("broadcast", {"to": [room], "volatile": True, "event": "v", "args": ["vol-room"]})  # B C
+            await settle()
+            await a.call("broadcast", {"volatile": True, "event": "v", "args": ["vol-all", b"\x01\x02"]})  # A B C
+            await a.call("broadcast", {"to": [room], "local": True, "event": "v", "args": ["local-room"]})  # B C
+            await a.call("broadcast", {"local": True, "event": "v", "args": ["local-all"]})  # A B C
+            await a.call("server-local", {"to": [room], "event": "v", "args": ["rt-local-room"]})  # B C
+            await a.call("server-local", {"event": "v", "args": ["rt-local-all"]})  # A B C
+            spec = {"volatile": True, "local": True, "except": [room], "event": "v", "args": ["vol-local-except"]}
+            await a.call("broadcast", spec)  # A
+            await a.call("broadcast", {"event": "v", "args": ["end"]})
+            await until(lambda: all("end" in x.events[("/", "v")] for x in (a, b, c)), what="end markers")
+            vol_all = ["vol-all", b"\x01\x02"]
+            assert a.events[("/", "v")] == [vol_all, "local-all", "rt-local-all", "vol-local-except", "end"]
+            members = ["vol-room", vol_all, "local-room", "local-all", "rt-local-room", "rt-local-all", "end"]
+            assert b.events[("/", "v")] == members
+            assert c.events[("/", "v")] == members
+            # a volatile packet right after a plain one (same handler, no suspension in between)
+            await settle()
+            await a.call("emit-then-volatile")
+            await until(lambda: "plain-2" in a.events[("/", "vt")], what="plain-2")
+            await a.call("echo", "sync")
+            if a.mode == "polling":
+                # the plain emit answered the waiting GET: not writable, the volatile one is dropped
+                assert a.events[("/", "vt")] == ["plain-1", "plain-2"]
+            else:
+                assert a.events[("/", "vt")] in (["plain-1", "plain-2"], ["plain-1", "volatile", "plain-2"])
+            assert [x.disconnects["/"] for x in (a, b, c)] == [[], [], []]
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_catch_all(url: str, mode: str) -> None:
+    async def body() -> None:
+        async with clients(url, [mode]) as (c,):
+            await c.connect(["/", "/custom"])
+            three = {"three": [3]}
+            assert await c.call("no-such-event", 1, "two", three) == {"caught": "no-such-event", "args": [1, "two", three]}
+            assert await c.call("bare") == {"caught": "bare", "args": []}
+            assert await c.call("binary-thing", b"\xde\xad") == {"caught": "binary-thing", "args": [b"\xde\xad"]}
+            assert await c.call("custom-thing", "x", ns="/custom") == {"caught": "custom-thing", "args": ["x"]}
+            await c.sio.emit("fire-and-forget", "no ack")  # no ack asked: the catch-all still runs
+            assert await c.call("echo", "handled") == "handled"  # has its own handler: not caught
+            assert await c.call("caught-get") == [
+                ["no-such-event", 1, "two", three],
+                ["bare"],
+                ["binary-thing", b"\xde\xad"],
+                ["fire-and-forget", "no ack"],
+            ]
+            assert await c.call("caught-get", ns="/custom") == [["custom-thing", "x"]]
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_callable_dynamic_namespaces(url: str, mode: str) -> None:
+    async def body() -> None:
+        t = tag()
+        fn_ns, vip_ns = f"/fn-{t}", f"/vip-{t}"
+        async with clients(url, [mode, mode, mode]) as (fn, not_vip, vip):
+            fn.record("dn", fn_ns)
+            vip.record("dn", vip_ns)
+            await fn.connect([fn_ns])
+            assert fn.events[(fn_ns, "welcome")][0]["namespace"] == fn_ns
+            assert (await fn.call("whoami", ns=fn_ns))["namespace"] == fn_ns
+            assert await fn.call("echo", "fn", ns=fn_ns) == "fn"
+            # the async callable sees the auth: refused without "vip", accepted with it
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await not_vip.connect([vip_ns], auth={"vip": False}, wait_welcome=False)
+            assert not_vip.connect_errors[vip_ns] == [{"message": "Invalid namespace"}]
+            assert not_vip.connects[vip_ns] == 0
+            await vip.connect([vip_ns], auth={"vip": True})
+            who = await vip.call("whoami", ns=vip_ns)
+            assert who["namespace"] == vip_ns and who["auth"] == {"vip": True}
+            # a broadcast stays inside its dynamic namespace
+            await vip.call("broadcast", {"event": "dn", "args": ["to vip"]}, ns=vip_ns)
+            await until(lambda: vip.events[(vip_ns, "dn")], what="broadcast in the vip namespace")
+            await fn.call("echo", "sync", ns=fn_ns)
+            assert vip.events[(vip_ns, "dn")] == ["to vip"]
+            assert fn.events[(fn_ns, "dn")] == []
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_socket_data_and_handshake(url: str, mode: str) -> None:
+    async def body() -> None:
+        async with clients(url, [mode, mode]) as (c, other):
+            before = time.time() * 1000
+            await asyncio.gather(
+                c.connect(auth={"nick": "ada"}, headers={"X-Interop": "python"}, query="foo=bar"),
+                other.connect(auth={"nick": "bob"}),
+            )
+            after_connect = time.time() * 1000
+            sid, other_sid = c.sid(), other.sid()
+            room = f"{tag()}-data"
+            await c.call("join", room)
+            await other.call("join", room)
+            base_data = {"from_middleware": {"namespace": "/", "nick": "ada"}, "from_connect": True}
+            assert await c.call("get-data") == base_data
+            assert await c.call("set-data", "score", {"n": 1}) == {**base_data, "score": {"n": 1}}
+            await c.call("set-data", "score", {"n": 2})
+            assert await c.call("get-data") == {**base_data, "score": {"n": 2}}
+            other_data = {"from_middleware": {"namespace": "/", "nick": "bob"}, "from_connect": True}
+            assert await other.call("fetch-sockets", {"to": [room], "details": True}) == sorted(
+                [
+                    {"id": sid, "rooms": sorted([sid, room]), "data": {**base_data, "score": {"n": 2}},
+                     "auth": {"nick": "ada"}},
+                    {"id": other_sid, "rooms": sorted([other_sid, room]), "data": other_data, "auth": {"nick": "bob"}},
+                ],
+                key=lambda d: d["id"],
+            )
+            hs = await c.call("handshake")
+            check_handshake(hs, url, "websocket" if mode == "websocket" else "polling", before, after_connect)
+            assert hs["headers"]["x-interop"] == "python"
+            assert hs["query"]["foo"] == "bar"
+            assert "foo=bar" in hs["url"].split("?", 1)[1].split("&")
+            assert hs["auth"] == {"nick": "ada"}
+            other_hs = await other.call("handshake")
+            assert "x-interop" not in other_hs["headers"] and "foo" not in other_hs["query"]
+            assert other_hs["auth"] == {"nick": "bob"}
+
+    run(body)
+
+
+def check_handshake(hs: dict[str, Any], url: str, transport: str, before_ms: float, after_ms: float) -> None:
+    """The handshake fields every client gets: those of the request that opened the connection."""
+    assert hs["headers"]["host"] == url.removeprefix("http://")
+    assert hs["query"]["EIO"] == "4"
+    assert hs["query"]["transport"] == transport
+    assert hs["url"].startswith("/socket.io/?")
+    assert "EIO=4" in hs["url"].split("?", 1)[1].split("&")
+    assert hs["address"] == "127.0.0.1"
+    assert hs["secure"] is False
+    # an HTTP date (seconds) and a millisecond timestamp, both taken while the client connected
+    when = parsedate_to_datetime(hs["time"]).timestamp()
+    assert before_ms / 1000 - 1 <= when <= after_ms / 1000 + 1
+    assert before_ms - 1000 <= hs["issued"] <= after_ms + 1000
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_connect_timeout(short_connect_timeout_url: str, mode: str) -> None:
+    """An Engine.IO connection that joins no namespace is closed after connect_timeout (0.5 s).
+
+    python-socketio always joins a namespace in connect(), so the idle connection is opened
+    with python-engineio's client (which python-socketio runs on).
+    """
+    url = short_connect_timeout_url
+
+    async def body() -> None:
+        eio = engineio.AsyncClient()
+        reasons: list[str] = []
+        closed_at: list[float] = []
+
+        async def on_disconnect(reason: str) -> None:
+            reasons.append(reason)
+            closed_at.append(time.monotonic())
+
+        eio.on("disconnect", on_disconnect)
+        async with clients(url, [mode]) as (joined,):
+            t0 = time.monotonic()
+            try:
+                await eio.connect(url, transports=TRANSPORTS[mode], engineio_path="socket.io")
+                await joined.connect()
+                await until(lambda: reasons, 5, "close of the idle connection")
+            finally:
+                await eio.disconnect()
+            # not before the timeout; python-engineio reports a close from the server this way
+            assert closed_at[0] - t0 >= 0.45
+            assert reasons == [eio.reason.SERVER_DISCONNECT if mode == "polling" else eio.reason.TRANSPORT_ERROR]
+            await asyncio.sleep(0.2)
+            assert joined.sio.connected and joined.disconnects["/"] == []
+            assert await joined.call("echo", "still here") == "still here"
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_attachment_limit(url: str, mode: str) -> None:
+    async def body() -> None:
+        async with clients(url, [mode, mode]) as (bad, other):
+            bad.sio.reconnection = False
+            await asyncio.gather(bad.connect(), other.connect())
+            sid = bad.sid()
+            ten = [bytes([i]) for i in range(10)]
+            assert await bad.call("echo", ten) == ten  # max_attachments (10) itself is fine
+            await bad.sio.emit("echo", [bytes([i]) for i in range(11)])
+            await until(lambda: bad.disconnects["/"], what="disconnect of the sender")
+            assert await server_reason(url, sid) == "parse error"
+            await asyncio.sleep(0.2)
+            assert not bad.sio.connected
+            assert other.sio.connected and other.disconnects["/"] == []
+            assert await other.call("echo", "fine") == "fine"
+
+    run(body)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forced_server_close_and_parse_error(url: str, mode: str) -> None:
+    async def body() -> None:
+        async with clients(url, [mode] * 4) as (twice, stranger, garbled, other):
+            for x in (twice, stranger, garbled):
+                x.sio.reconnection = False
+            await asyncio.gather(twice.connect(["/", "/custom"]), stranger.connect(), garbled.connect(), other.connect())
+            sids = {"twice": twice.sid(), "twiceSub": twice.sid("/custom"), "stranger": stranger.sid(),
+                    "garbled": garbled.sid()}
+            # raw Socket.IO packets through the client's own Engine.IO connection
+            await twice.sio.eio.send("0")  # a second CONNECT for "/"
+            await stranger.sio.eio.send('2/custom,["echo","x"]')  # a namespace it has not joined
+            await garbled.sio.eio.send('2{"not":"an array"}')  # an EVENT whose payload is not an array
+            await until(lambda: all(x.disconnects["/"] for x in (twice, stranger, garbled)), what="disconnects")
+            reasons = {k: await server_reason(url, v) for k, v in sids.items()}
+            assert reasons == {
+                "twice": "forced server close",
+                "twiceSub": "forced server close",
+                "stranger": "forced server close",
+                "garbled": "parse error",
+            }
+            assert twice.disconnects["/custom"]
+            await asyncio.sleep(0.2)
+            assert other.sio.connected and other.disconnects["/"] == []
+            assert await other.call("echo", "fine") == "fine"
 
     run(body)
 
