@@ -1,4 +1,5 @@
-"""Runs a node script of this folder (socket.io-client 4.8) and reads its JSON report lines."""
+"""Shared by the interop tests: runs a node script of this folder (socket.io-client 4.8) and reads
+its JSON report lines; checks what every client's handshake holds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import queue
 import subprocess
 import threading
 import time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,18 @@ class NodeRun:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def check_handshake(hs: dict[str, Any], url: str, transport: str, before_ms: float, after_ms: float) -> None:
+    """The handshake fields every client gets: those of the request that opened the connection."""
+    assert hs["headers"]["host"] == url.removeprefix("http://")
+    assert hs["query"]["EIO"] == "4"
+    assert hs["query"]["transport"] == transport
+    assert hs["url"].startswith("/socket.io/?")
+    assert "EIO=4" in hs["url"].split("?", 1)[1].split("&")
+    assert hs["address"] == "127.0.0.1"
+    assert hs["secure"] is False
+    # an HTTP date (seconds) and a millisecond timestamp, both taken while the client connected
+    when = parsedate_to_datetime(hs["time"]).timestamp()
+    assert before_ms / 1000 - 1 <= when <= after_ms / 1000 + 1
+    assert before_ms - 1000 <= hs["issued"] <= after_ms + 1000

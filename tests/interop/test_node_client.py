@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import NODE_DIR, free_port, run_uvicorn, uvicorn_on
-from tests.interop.node import NodeRun
+from tests.interop.node import NodeRun, check_handshake
 
 APP = "tests.interop.app:app"
 SCRIPT = NODE_DIR / "scenarios.mjs"
@@ -319,21 +318,6 @@ def test_socket_data_and_handshake(url: str, mode: str) -> None:
     assert "x-interop" not in r["otherHandshake"]["headers"]
     assert "foo" not in r["otherHandshake"]["query"]
     assert r["otherHandshake"]["auth"] == {"nick": "bob"}
-
-
-def check_handshake(hs: dict[str, Any], url: str, transport: str, before_ms: float, after_ms: float) -> None:
-    """The handshake fields every client gets: those of the request that opened the connection."""
-    assert hs["headers"]["host"] == url.removeprefix("http://")
-    assert hs["query"]["EIO"] == "4"
-    assert hs["query"]["transport"] == transport
-    assert hs["url"].startswith("/socket.io/?")
-    assert "EIO=4" in hs["url"].split("?", 1)[1].split("&")
-    assert hs["address"] == "127.0.0.1"
-    assert hs["secure"] is False
-    # an HTTP date (seconds) and a millisecond timestamp, both taken while the client connected
-    when = parsedate_to_datetime(hs["time"]).timestamp()
-    assert before_ms / 1000 - 1 <= when <= after_ms / 1000 + 1
-    assert before_ms - 1000 <= hs["issued"] <= after_ms + 1000
 
 
 @pytest.mark.parametrize("mode", MODES)

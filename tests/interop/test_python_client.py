@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import pytest
 import socketio
 
 from tests.conftest import free_port, run_uvicorn, uvicorn_on
+from tests.interop.node import check_handshake
 
 APP = "tests.interop.app:app"
 MODES = ["polling", "websocket", "upgrade"]
@@ -667,21 +667,6 @@ def test_socket_data_and_handshake(url: str, mode: str) -> None:
             assert other_hs["auth"] == {"nick": "bob"}
 
     run(body)
-
-
-def check_handshake(hs: dict[str, Any], url: str, transport: str, before_ms: float, after_ms: float) -> None:
-    """The handshake fields every client gets: those of the request that opened the connection."""
-    assert hs["headers"]["host"] == url.removeprefix("http://")
-    assert hs["query"]["EIO"] == "4"
-    assert hs["query"]["transport"] == transport
-    assert hs["url"].startswith("/socket.io/?")
-    assert "EIO=4" in hs["url"].split("?", 1)[1].split("&")
-    assert hs["address"] == "127.0.0.1"
-    assert hs["secure"] is False
-    # an HTTP date (seconds) and a millisecond timestamp, both taken while the client connected
-    when = parsedate_to_datetime(hs["time"]).timestamp()
-    assert before_ms / 1000 - 1 <= when <= after_ms / 1000 + 1
-    assert before_ms - 1000 <= hs["issued"] <= after_ms + 1000
 
 
 @pytest.mark.parametrize("mode", MODES)
