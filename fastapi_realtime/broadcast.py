@@ -173,8 +173,7 @@ class Broadcaster:
     def to(self, *rooms: RoomArg) -> BroadcastOperator:
         return self._all().to(*rooms)
 
-    def in_(self, *rooms: RoomArg) -> BroadcastOperator:
-        return self._all().to(*rooms)
+    in_ = to
 
     def except_(self, *rooms: RoomArg) -> BroadcastOperator:
         return self._all().except_(*rooms)

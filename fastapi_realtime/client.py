@@ -30,7 +30,9 @@ Job = Packet | Callable[[], Awaitable[None]]
 
 
 class Client:
-    __slots__ = ("server", "session", "decoder", "sockets", "_inbox", "_worker", "_space", "_connect_timer")
+    __slots__ = (
+        "server", "session", "decoder", "sockets", "_inbox", "_worker", "_space", "_connect_timer", "_concurrent",
+    )
 
     def __init__(self, server: Realtime, session: EngineSession) -> None:
         self.server = server
@@ -40,6 +42,8 @@ class Client:
         self._inbox: list[Job] = []  # a list: cheaper than a deque when idle
         self._worker: asyncio.Task[None] | None = None
         self._space: asyncio.Future[None] | None = None
+        # Running calls of `concurrent=True` handlers; made on first use (most clients have none).
+        self._concurrent: set[asyncio.Task[None]] | None = None
         loop = asyncio.get_running_loop()
         self._connect_timer: asyncio.TimerHandle | None = loop.call_later(server.connect_timeout, self._connect_timeout)
 
@@ -214,10 +218,23 @@ class Client:
 
         self._enqueue(close_sockets)
 
+    def spawn(self, job: Awaitable[None]) -> None:
+        """Run a `concurrent=True` handler call beside the in-order work, holding on to its task
+        (the loop keeps only a weak reference) so that shutdown can wait for it."""
+        tasks = self._concurrent
+        if tasks is None:
+            tasks = self._concurrent = set()
+        task = asyncio.ensure_future(job)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
     async def wait_idle(self) -> None:
-        """Wait until every queued packet and disconnect handler has run."""
-        while self._worker is not None:
-            await asyncio.shield(self._worker)
+        """Wait until every queued packet, concurrent handler call and disconnect handler has run."""
+        while self._worker is not None or self._concurrent:
+            if self._worker is not None:
+                await asyncio.shield(self._worker)
+            if self._concurrent:
+                await asyncio.wait(list(self._concurrent))
 
 
 class ClientManager:

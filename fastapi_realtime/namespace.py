@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .socket import Socket
 
 
-
 class Namespace(Broadcaster):
     """Server-side state of one namespace; also offers the broadcast operations on all of it."""
 

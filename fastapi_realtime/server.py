@@ -124,7 +124,8 @@ class Realtime(Broadcaster):
         self.recovery: RecoveryOptions | None = recovery or None
         self._recovery_store = recovery_store
         self.skip_recovery_middlewares = self.recovery is not None and self.recovery.skip_middlewares
-        self._persisting: set[asyncio.Task[None]] = set()
+        # Tasks shutdown() waits for: session snapshots being persisted, a signal-started shutdown.
+        self._background: set[asyncio.Task[None]] = set()
         self.middlewares: list[Middleware] = []
         self.event_middlewares: list[EventMiddleware] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
@@ -183,13 +184,11 @@ class Realtime(Broadcaster):
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Disconnect every client (reason `server shutting down`) and wait for their handlers."""
-        clients = [s.context for s in self.manager.sessions.values() if s.context is not None]
-        await self.manager.shutdown()
-        if clients:
-            idle = [asyncio.ensure_future(c.wait_idle()) for c in clients]
-            await asyncio.wait(idle, timeout=timeout)
-        if self._persisting:
-            await asyncio.wait(list(self._persisting), timeout=timeout)
+        await self._disconnect_everyone(timeout)
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout)
+        # The server restores its own signal handlers as it exits; a later run hooks them again.
+        self._signals_hooked = False
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
             if nsp.recovery is not None:
@@ -213,7 +212,9 @@ class Realtime(Broadcaster):
         loop = asyncio.get_running_loop()
 
         def begin() -> None:
-            loop.create_task(self.manager.shutdown())
+            task = loop.create_task(self._disconnect_everyone())
+            self._background.add(task)  # held: the loop keeps only a weak reference
+            task.add_done_callback(self._background.discard)
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous = signal.getsignal(signum)
@@ -225,6 +226,13 @@ class Realtime(Broadcaster):
                 previous(sig, frame)
 
             signal.signal(signum, handler)
+
+    async def _disconnect_everyone(self, timeout: float = 5.0) -> None:
+        clients = [s.context for s in self.manager.sessions.values() if s.context is not None]
+        await self.manager.shutdown()
+        if clients:
+            idle = [asyncio.ensure_future(c.wait_idle()) for c in clients]
+            await asyncio.wait(idle, timeout=timeout)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
@@ -306,10 +314,13 @@ class Realtime(Broadcaster):
 
         return decorator
 
+    def _exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+        return find_exception_handler(tuple(self.exception_handlers.items()), exc)
+
     async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any:
         """What the client hears when a handler raised (its routers' exception handlers did not
         take it): the ack to send, or None."""
-        handler = find_exception_handler(tuple(self.exception_handlers.items()), exc)
+        handler = self._exception_handler_for(exc)
         if handler is not None:
             try:
                 return await call_exception_handler(handler, socket, exc)
@@ -333,9 +344,7 @@ class Realtime(Broadcaster):
         ConnectionRejected, or raise one; any other return value becomes the error's `data`.
         """
         spec = socket.nsp.table.connect
-        handler = None if spec is None else spec.exception_handler_for(exc)
-        if handler is None:
-            handler = find_exception_handler(tuple(self.exception_handlers.items()), exc)
+        handler = (None if spec is None else spec.exception_handler_for(exc)) or self._exception_handler_for(exc)
         if handler is not None:
             try:
                 result = await call_exception_handler(handler, socket, exc)
@@ -422,8 +431,8 @@ class Realtime(Broadcaster):
         if store is None:
             return
         task = asyncio.get_running_loop().create_task(store.persist(snapshot))
-        self._persisting.add(task)
-        task.add_done_callback(self._persisting.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:
         payload: dict[str, Any] = {"message": message}

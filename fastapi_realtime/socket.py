@@ -7,8 +7,8 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from email.utils import formatdate
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
@@ -235,7 +235,7 @@ class Socket:
         args: list[Any] = packet.data
         table = self.nsp.table
         if table.concurrent_events(args[0]):
-            asyncio.get_running_loop().create_task(self._run(args[0], args[1:], packet.id))
+            self.client.spawn(self._run(args[0], args[1:], packet.id))
         else:
             await self._run(args[0], args[1:], packet.id)
 
