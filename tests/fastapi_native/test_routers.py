@@ -245,3 +245,37 @@ def test_asyncapi_names_the_path_clients_use(mount: str, url: str, pathname: str
     with TestClient(app) as http:
         document = http.get(url).json()
     assert document["servers"]["socketio"]["pathname"] == pathname
+
+
+def test_concurrent_handlers_overlap_and_shutdown_waits_for_them() -> None:
+    """In-order by default; `concurrent=True` lets a slow call overlap the next events, and
+    shutdown still waits for it (its task is held, not left to the garbage collector)."""
+    import asyncio
+
+    realtime = Realtime()
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    @realtime.on("slow", concurrent=True)
+    async def slow(socket: Socket, tag: str) -> str:
+        await release.wait()
+        finished.append(tag)
+        return tag
+
+    @realtime.on("fast")
+    async def fast(socket: Socket) -> str:
+        return "fast"
+
+    @realtime.on("release")
+    async def release_all(socket: Socket) -> None:
+        release.set()
+
+    with RealtimeTestClient(serve(realtime)) as client:
+        sio = client.connect()
+        sio.emit("slow", "a")
+        sio.emit("slow", "b")
+        assert sio.call("fast") == "fast"  # not stuck behind the waiting calls
+        assert finished == []
+        sio.emit("release")
+        sio.emit("slow", "c")  # still waiting on nothing: finishes at once or during shutdown
+    assert sorted(finished) == ["a", "b", "c"]
