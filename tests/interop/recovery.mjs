@@ -14,8 +14,11 @@
 // offset as an extra last argument, which the streams here ignore except to check its type.
 
 import http from "node:http";
+import { closeAll, line, sleep, until as waitUntil } from "./harness.mjs";
 import { io } from "socket.io-client";
 
+// Drops land at chosen moments, so waits poll every 2 ms.
+const until = (pred, ms = 3000, what = "condition") => waitUntil(pred, ms, what, 2);
 const [scenario, base, mode = "websocket", ...extra] = process.argv.slice(2);
 const LIMIT_MS = Number(process.env.INTEROP_NODE_TIMEOUT_MS || 8000);
 // Unique names per run: a server is shared by a whole test module.
@@ -24,39 +27,18 @@ const sockets = [];
 const tickers = [];
 const trace = [];
 
-function line(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
 let finished = false;
 async function finish(code, result) {
   if (finished) return;
   finished = true;
   line(result);
-  for (const s of sockets) {
-    try {
-      s.io.reconnection(false);
-      s.disconnect();
-    } catch {
-      // best effort: the process exits anyway
-    }
-  }
+  closeAll(sockets);
   // a ticker left running would flood the clients of the next tests with `all` events
   await Promise.race([Promise.allSettled(tickers.map((t) => stopTicker(t))), sleep(500)]);
   process.stdout.write("", () => process.exit(code));
 }
 
 setTimeout(() => finish(1, { ok: false, error: `hard timeout after ${LIMIT_MS} ms`, trace: trace.slice(-50) }), LIMIT_MS);
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(pred, ms = 3000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 // A small seeded PRNG (mulberry32), so that a failing run's drop moments can be replayed.
 function prng(seed) {
@@ -252,6 +234,16 @@ function summary(s) {
   };
 }
 
+// One connected, greeted client, with the server emitting to it, its room and everyone.
+async function tickingClient(name, room) {
+  const s = client({ name, room });
+  await connected(s);
+  await greeted(s);
+  await startTicker({ tag: TAG, sid: s.id, room });
+  await sleep(50);
+  return s;
+}
+
 const scenarios = {
   // Drop the transport `drops` times at varied moments while the server keeps emitting;
   // a second client that is never dropped shares the room and serves as the control.
@@ -308,11 +300,7 @@ const scenarios = {
     const awayMs = Number(extra[0] ?? 1200);
     const name = `expiry-${TAG}`;
     const room = `room-${TAG}`;
-    const s = client({ name, room });
-    await connected(s);
-    await greeted(s);
-    await startTicker({ tag: TAG, sid: s.id, room });
-    await sleep(50);
+    const s = await tickingClient(name, room);
     drop(s, "engine.close");
     await connected(s, 2);
     await greeted(s, 2);
@@ -373,11 +361,7 @@ const scenarios = {
     const freezeMs = Number(extra[0] ?? 1200);
     const name = `freeze-${TAG}`;
     const room = `room-${TAG}`;
-    const s = client({ name, room });
-    await connected(s);
-    await greeted(s);
-    await startTicker({ tag: TAG, sid: s.id, room });
-    await sleep(50);
+    const s = await tickingClient(name, room);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, freezeMs); // blocks the event loop
     await connected(s, 2, 5000);
     await greeted(s, 2);

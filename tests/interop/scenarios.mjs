@@ -10,6 +10,7 @@
 // A hard timer (INTEROP_NODE_TIMEOUT_MS, default 8000) bounds every run.
 // Binary values are printed as {"$bin": "<hex>"}.
 
+import { closeAll, line, sleep, until } from "./harness.mjs";
 import { io, Manager } from "socket.io-client";
 
 const [scenario, base, mode = "websocket", ...extra] = process.argv.slice(2);
@@ -20,29 +21,16 @@ const MODES = ["polling", "websocket", "upgrade"];
 const sockets = [];
 const trace = [];
 
-function line(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
-
 let finished = false;
 function finish(code, result) {
   if (finished) return;
   finished = true;
   line(result);
-  for (const s of sockets) {
-    try {
-      s.io.reconnection(false);
-      s.disconnect();
-    } catch {
-      // best effort: the process exits anyway
-    }
-  }
+  closeAll(sockets);
   process.stdout.write("", () => process.exit(code));
 }
 
 setTimeout(() => finish(1, { ok: false, error: `hard timeout after ${LIMIT_MS} ms`, trace }), LIMIT_MS);
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function toBuf(x) {
   if (Buffer.isBuffer(x)) return x;
@@ -107,14 +95,6 @@ function subSocket(parent, nsp) {
   s.rec = rec;
   sockets.push(s);
   return s;
-}
-
-async function until(pred, ms = 3000, what = "condition") {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 async function connected(s, ms = 4000) {
