@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.requests import HTTPConnection
 
+from ._logging import RateLimitedLog
 from ._types import Receive, Scope, Send
 from .engineio.handshake import ErrorCode, open_frame
-from .sessions import SessionManager
-from .transports.http import Headers, TEXT_PLAIN, header, query_params, respond, respond_error
+from .sessions import EngineSession, SessionManager
+from .transports.http import Headers, TEXT_PLAIN, deny_websocket, header, query_params, respond, respond_error
 from .transports.polling import handle_get, handle_post
 from .transports.websocket import WebSocketConnection, serve_new, serve_upgrade
 
 logger = logging.getLogger("fastapi_realtime.engine")
 
 PREFLIGHT_METHODS = b"GET,HEAD,PUT,PATCH,POST,DELETE"
+# The shape of the session ids this package (and Node) hands out.
+_SID_SHAPE = re.compile(r"[A-Za-z0-9_-]{20}")
+_log_origin = RateLimitedLog(logger, logging.WARNING)
+_log_unknown_sid = RateLimitedLog(logger, logging.WARNING)
+_log_busy = RateLimitedLog(logger, logging.WARNING)
+
+SHUTTING_DOWN = "Server shutting down"
+TOO_MANY_PENDING = "Too many sessions waiting to join a namespace"
 
 
 class EngineApp:
@@ -40,7 +50,38 @@ class EngineApp:
         origin = header(scope, b"origin")
         if origin is None:
             return True, None  # not a browser cross-origin request
-        return self.manager.options.origin_allowed(origin, self._same_origin(scope)), origin
+        allowed = self.manager.options.origin_allowed(origin, self._same_origin(scope))
+        if not allowed:
+            _log_origin(
+                "refused a request from origin %r: not in cors_allowed_origins (the app's CORSMiddleware "
+                "does not cover the realtime endpoint)", origin[:200],
+            )
+        return allowed, origin
+
+    def _find(self, sid: str) -> EngineSession | None:
+        session = self.manager.get(sid)
+        if session is None and _SID_SHAPE.fullmatch(sid):
+            # Normal right after a session ended; a steady stream of them usually means several
+            # processes serve one endpoint without sticky sessions.
+            _log_unknown_sid(
+                "request for unknown session %s: if several processes serve this endpoint, polling needs "
+                "sticky sessions (see 'Several workers or machines' in the fastapi-realtime README, "
+                "#several-workers)", sid,
+            )
+        return session
+
+    def _busy(self) -> str | None:
+        """Why a new session cannot be opened now (answered with 503), or None."""
+        manager = self.manager
+        if manager.shutting_down:
+            return SHUTTING_DOWN
+        if manager.full:
+            _log_busy(
+                "refused a handshake: %d sessions have not joined a namespace yet (max_pending_sessions)",
+                manager.pending,
+            )
+            return TOO_MANY_PENDING
+        return None
 
     def _cors_headers(self, origin: str | None) -> Headers:
         options = self.manager.options
@@ -108,7 +149,7 @@ class EngineApp:
                 return
             await self._handshake(scope, send, cors)
             return
-        session = manager.get(sid)
+        session = self._find(sid)
         if session is None:
             await respond_error(send, ErrorCode.UNKNOWN_SID, cors)
             return
@@ -124,12 +165,17 @@ class EngineApp:
 
     async def _handshake(self, scope: Scope, send: Send, cors: Headers) -> None:
         manager = self.manager
+        busy = self._busy()
+        if busy is not None:
+            await respond_error(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
+            return
         refusal = await self._allowed(scope)
         if refusal is not None:
             await respond_error(send, ErrorCode.FORBIDDEN, cors, refusal)
             return
-        if manager.shutting_down:
-            await respond_error(send, ErrorCode.BAD_REQUEST, cors)
+        busy = self._busy()  # allow_request may have taken a while
+        if busy is not None:
+            await respond_error(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
             return
         options = manager.options
         session = manager.create(scope, "polling")
@@ -138,7 +184,11 @@ class EngineApp:
         headers = list(cors)
         if options.cookie:
             headers.append((b"set-cookie", f"{options.cookie}={session.sid}; Path=/; HttpOnly; SameSite=Lax".encode()))
-        await respond(send, 200, body.encode(), TEXT_PLAIN, headers)
+        try:
+            await respond(send, 200, body.encode(), TEXT_PLAIN, headers)
+        except BaseException:
+            manager.forget(session)  # never opened: no timer would ever end it
+            raise
         manager.open(session)
 
     # -- WebSocket -----------------------------------------------------------------------------
@@ -149,27 +199,43 @@ class EngineApp:
         manager = self.manager
         query = query_params(scope)
         ok, _ = self._origin_ok(scope)
-        refused = not ok or manager.shutting_down or self._check_query(query, websocket=True) is not None
+        if not ok:
+            await deny_websocket(scope, send, ErrorCode.FORBIDDEN, "Origin not allowed")
+            return
+        error = self._check_query(query, websocket=True)
+        if error is not None:
+            await deny_websocket(scope, send, error)
+            return
         sid = query.get("sid")
-        session = None
-        if not refused and sid is not None:
-            session = manager.get(sid)
-            refused = (
-                session is None
-                or session.closed
-                or session.transport != "polling"
-                or session.probing
-                or not manager.options.allow_upgrades
-            )
-        if not refused and sid is None:
-            refused = await self._allowed(scope) is not None
-        if refused:
-            # Closing before accept makes the server answer the upgrade with 403.
-            await send({"type": "websocket.close", "code": 1008})
+        if sid is None:
+            await self._websocket_session(scope, receive, send)
+            return
+        session = self._find(sid)
+        if session is None or session.closed or not manager.options.allow_upgrades:
+            await deny_websocket(scope, send, ErrorCode.UNKNOWN_SID if session is None else ErrorCode.BAD_REQUEST)
             return
         await send({"type": "websocket.accept"})
         ws = WebSocketConnection(receive, send)
-        if session is None:
-            await serve_new(manager, scope, ws)
-        else:
-            await serve_upgrade(session, ws)
+        if session.transport != "polling" or session.probing:
+            # Upgraded, or another upgrade under way: like Node, this one is closed at once
+            # and the first is left alone.
+            await ws.close()
+            return
+        await serve_upgrade(session, ws)
+
+    async def _websocket_session(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A session opened directly over WebSocket."""
+        busy = self._busy()
+        if busy is not None:
+            await deny_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
+            return
+        refusal = await self._allowed(scope)
+        if refusal is not None:
+            await deny_websocket(scope, send, ErrorCode.FORBIDDEN, refusal)
+            return
+        busy = self._busy()
+        if busy is not None:
+            await deny_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
+            return
+        await send({"type": "websocket.accept"})
+        await serve_new(self.manager, scope, WebSocketConnection(receive, send))

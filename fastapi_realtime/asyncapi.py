@@ -20,9 +20,9 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
@@ -33,9 +33,11 @@ from .router import HandlerTable, NamespaceSpec
 if TYPE_CHECKING:
     from .server import Realtime
 
-__all__ = ["asyncapi_html", "build_asyncapi"]
+__all__ = ["DocsInfo", "asyncapi_html", "build_asyncapi", "info_from_scope"]
 
 ASYNCAPI_VERSION = "3.0.0"
+DEFAULT_TITLE = "fastapi-realtime"
+DEFAULT_VERSION = "1.0.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")  # component keys must match ^[\w\d.\-_]+$
 
@@ -487,11 +489,48 @@ class _Channel:
     auth: tuple[_Param, int] | None
 
 
+class DocsInfo(NamedTuple):
+    """The document's `info`: what the page is called and which version of the API it describes."""
+
+    title: str
+    version: str
+    description: str | None
+
+
+def info_from_scope(
+    scope: Mapping[str, Any],
+    *,
+    title: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+) -> DocsInfo:
+    """The `info` for a document served in answer to the request `scope`.
+
+    Each of the explicit values wins when it is not None. Otherwise it comes from the app serving
+    the request, `scope["app"]`: Starlette sets it to the innermost Starlette/FastAPI app the
+    request went through, so the app that includes the realtime router or mounts the realtime
+    server, and with nested mounts the inner one. A FastAPI app has `title`, `version` and
+    `description` (the ones its OpenAPI docs show); a plain Starlette app or no app at all leaves
+    fastapi-realtime's defaults. An empty description counts as none.
+    """
+    app = scope.get("app")
+    return DocsInfo(
+        title=title if title is not None else _app_text(app, "title") or DEFAULT_TITLE,
+        version=version if version is not None else _app_text(app, "version") or DEFAULT_VERSION,
+        description=(description if description is not None else _app_text(app, "description")) or None,
+    )
+
+
+def _app_text(app: Any, name: str) -> str | None:
+    value = getattr(app, name, None)
+    return value if isinstance(value, str) and value else None
+
+
 def build_asyncapi(
     realtime: Realtime,
     *,
-    title: str = "fastapi-realtime",
-    version: str = "1.0.0",
+    title: str = DEFAULT_TITLE,
+    version: str = DEFAULT_VERSION,
     description: str | None = None,
     host: str | None = None,
     path: str | None = None,
@@ -733,6 +772,10 @@ summary { cursor: pointer; font-weight: 600; margin: .8rem 0 .4rem; }
 pre code { background: none; padding: 0; }
 a { color: var(--accent); }
 .badge { font-size: 12px; border: 1px solid var(--line); border-radius: 1rem; padding: .05rem .5rem; margin-left: .5rem; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0; font-size: 14px; }
+th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left; vertical-align: top; }
+th { background: var(--code); }
+details details > summary { font-weight: normal; font-size: 13px; }
 """.strip()
 
 
@@ -758,6 +801,7 @@ def _deref(document: dict[str, Any], value: Any) -> Any:
 
 
 _SCHEMA_REF = re.compile(r"&quot;#/components/schemas/([A-Za-z0-9_.\-]+)&quot;")
+_SCHEMAS_PREFIX = "#/components/schemas/"
 
 
 def _json_block(value: Any) -> str:
@@ -766,31 +810,242 @@ def _json_block(value: Any) -> str:
     return f"<pre><code>{linked}</code></pre>"
 
 
-def _label(schema: Any) -> str:
-    """A short type label for the signature line: a model name, a JSON type, a union."""
+def _raw_schema(value: Any) -> str:
+    # The tables are a reading of the schema; the schema itself stays one click away.
+    return f"<details><summary>JSON Schema</summary>{_json_block(value)}</details>"
+
+
+def _code(value: Any) -> str:
+    """A JSON value as inline code."""
+    return f"<code>{html.escape(json.dumps(value, ensure_ascii=False))}</code>"
+
+
+def _inline(text: str) -> str:
+    """Escaped text with only CommonMark `inline code` rendered."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+# -- HTML: schemas read as types and tables -------------------------------------------------------
+# Every function here returns HTML in which all text from the document is escaped.
+
+def _type(schema: Any) -> str:
+    """A readable type: `string (date-time)`, `array of Item`, `Item | null`, models linked."""
     if not isinstance(schema, dict):
         return "any"
     if isinstance(schema.get("$ref"), str):
-        return str(schema["$ref"]).rsplit("/", 1)[-1]
+        return _ref_link(schema["$ref"])
     for combinator in ("anyOf", "oneOf"):
-        if isinstance(schema.get(combinator), list):
-            return " | ".join(_label(s) for s in schema[combinator])
-    if isinstance(schema.get("allOf"), list) and len(schema["allOf"]) == 1:
-        return _label(schema["allOf"][0])
+        if isinstance(schema.get(combinator), list) and schema[combinator]:
+            return " | ".join(_type(member) for member in schema[combinator])
+    if isinstance(schema.get("allOf"), list) and schema["allOf"]:
+        return " &amp; ".join(_grouped(member) for member in schema["allOf"])
     if "const" in schema:
-        return json.dumps(schema["const"])
+        return _code(schema["const"])
     kind = schema.get("type")
-    if kind == "array" and isinstance(schema.get("items"), dict):
-        return f"{_label(schema['items'])}[]"
+    if isinstance(kind, list):
+        return " | ".join(html.escape(str(k)) for k in kind)
+    if kind == "array":
+        return _array_type(schema)
+    if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
+        return _object_type(schema)
     if isinstance(kind, str):
         fmt = schema.get("format")
-        return f"{kind} ({fmt})" if isinstance(fmt, str) else kind
+        return html.escape(f"{kind} ({fmt})" if isinstance(fmt, str) else kind)
     return "any"
 
 
-def _signature_line(name: str, payload: Any) -> str:
+def _ref_link(ref: str) -> str:
+    name = html.escape(ref.rsplit("/", 1)[-1])
+    return f'<a href="#schema-{name}">{name}</a>' if ref.startswith(_SCHEMAS_PREFIX) else name
+
+
+def _grouped(schema: Any) -> str:
+    # Parentheses keep `array of (A | B)` apart from `(array of A) | B`.
+    text = _type(schema)
+    return f"({text})" if _is_combination(schema) else text
+
+
+def _is_combination(schema: Any) -> bool:
+    """Is the type a union or an intersection of several (where `_type` joins with | or &)?"""
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return False
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        members = schema.get(combinator)
+        if isinstance(members, list) and members:
+            return len(members) > 1 or _is_combination(members[0])
+    return isinstance(schema.get("type"), list) and len(schema["type"]) > 1
+
+
+def _array_type(schema: dict[str, Any]) -> str:
+    items = schema.get("items")
+    if isinstance(items, list):  # draft-07's tuple form
+        parts = [_type(item) for item in items]
+        rest = schema.get("additionalItems")
+        if isinstance(rest, dict):
+            parts.append(f"...{_grouped(rest)}")
+        return f"[{', '.join(parts)}]"
+    if isinstance(items, dict):
+        return f"array of {_grouped(items)}"
+    return "array"
+
+
+def _object_type(schema: dict[str, Any]) -> str:
+    extra = schema.get("additionalProperties")
+    if not schema.get("properties") and isinstance(extra, dict):
+        return f"map of {_grouped(extra)}"  # dict[str, X]
+    title = schema.get("title")
+    # An inline object (not a model of components.schemas) is best known by its title.
+    return html.escape(title) if isinstance(title, str) and schema.get("properties") else "object"
+
+
+_BOUNDS = (
+    ("minLength", "min length {}"), ("maxLength", "max length {}"),
+    ("minimum", "≥ {}"), ("exclusiveMinimum", "&gt; {}"), ("maximum", "≤ {}"), ("exclusiveMaximum", "&lt; {}"),
+    ("multipleOf", "multiple of {}"), ("minItems", "min items {}"), ("maxItems", "max items {}"),
+    ("minProperties", "min properties {}"), ("maxProperties", "max properties {}"),
+)
+
+
+def _constraints(schema: Any, prefix: str = "") -> list[str]:
+    """The validation keywords of a schema, readable; its union members' and array items' too."""
+    if not isinstance(schema, dict):
+        return []
+    out: list[str] = []
+    tuple_length = len(schema["items"]) if isinstance(schema.get("items"), list) else None
+    for key, template in _BOUNDS:
+        value = schema.get(key)
+        if value is None or (key in ("minItems", "maxItems") and value == tuple_length):
+            continue  # a tuple's length is already in its type
+        out.append(prefix + template.format(html.escape(json.dumps(value))))
+    if isinstance(schema.get("pattern"), str):
+        out.append(f"{prefix}pattern <code>{html.escape(schema['pattern'])}</code>")
+    if schema.get("uniqueItems") is True:
+        out.append(f"{prefix}unique items")
+    if isinstance(schema.get("enum"), list):
+        out.append(f"{prefix}one of " + ", ".join(_code(value) for value in schema["enum"]))
+    if isinstance(schema.get("discriminator"), str):
+        out.append(f"{prefix}discriminator <code>{html.escape(schema['discriminator'])}</code>")
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        for member in schema.get(combinator) or []:
+            out.extend(_constraints(member, prefix))
+    if isinstance(schema.get("items"), dict):
+        out.extend(_constraints(schema["items"], f"{prefix}items: "))
+    return out
+
+
+def _default(schema: dict[str, Any]) -> str:
+    return _code(schema["default"]) if "default" in schema else ""
+
+
+def _notes(schema: dict[str, Any]) -> str:
+    parts: list[str] = []
+    if isinstance(schema.get("description"), str):
+        parts.append(_inline(schema["description"]))
+    if schema.get("deprecated") is True:
+        parts.append("<strong>Deprecated.</strong>")
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        parts.append("Examples: " + ", ".join(_code(example) for example in schema["examples"]))
+    return " ".join(parts)
+
+
+def _table(headers: tuple[str, ...], rows: list[list[str]], optional: tuple[str, ...]) -> list[str]:
+    """A table of HTML cells; an `optional` column that is empty in every row is left out."""
+    keep = [i for i, header in enumerate(headers) if header not in optional or any(row[i] for row in rows)]
+    out = ["<table>", "<thead><tr>" + "".join(f"<th>{headers[i]}</th>" for i in keep) + "</tr></thead>", "<tbody>"]
+    out.extend("<tr>" + "".join(f"<td>{row[i]}</td>" for i in keep) + "</tr>" for row in rows)
+    out.append("</tbody></table>")
+    return out
+
+
+def _fields_html(schema: dict[str, Any]) -> list[str]:
+    """An object's properties, one row each."""
+    properties: dict[str, Any] = schema["properties"]
+    required = set(schema.get("required") or [])
+    rows: list[list[str]] = []
+    for name, field in properties.items():
+        field = field if isinstance(field, dict) else {}
+        rows.append([
+            f"<code>{html.escape(str(name))}</code>", _type(field), "yes" if name in required else "no",
+            _default(field), "; ".join(_constraints(field)), _notes(field),
+        ])
+    out = (
+        _table(("Field", "Type", "Required", "Default", "Constraints", "Description"), rows,
+               optional=("Default", "Constraints", "Description"))
+        if rows else ['<p class="muted">No fields.</p>']
+    )
+    extra = schema.get("additionalProperties")
+    if extra is False:
+        out.append('<p class="muted">No other fields are allowed.</p>')
+    elif isinstance(extra, dict):
+        out.append(f"<p>Other fields: {_type(extra)}</p>")
+    return out
+
+
+def _schema_body(schema: dict[str, Any]) -> list[str]:
+    """A component schema: a model's field table, an enum's values, or else its type."""
+    if isinstance(schema.get("properties"), dict):
+        return _fields_html(schema)
+    if isinstance(schema.get("enum"), list):
+        out = [f"<p>Type: {_type(schema)}</p>"] if "type" in schema else []
+        rows = [[_code(value)] for value in schema["enum"]]
+        return [*out, *_table(("Value",), rows, optional=())]
+    out = [f"<p>Type: {_type(schema)}</p>"]
+    constraints = _constraints(schema)
+    if constraints:
+        out.append(f"<p>Constraints: {'; '.join(constraints)}</p>")
+    return out
+
+
+def _schema_html(name: str, schema: Any) -> list[str]:
+    esc = html.escape
+    out = [f'<section class="schema" id="schema-{esc(name)}">', f"<h3>{esc(name)}</h3>"]
+    if isinstance(schema, dict):
+        title = schema.get("title")
+        if isinstance(title, str) and title != name:  # a key made unique by its module path
+            out.append(f'<p class="muted">{esc(title)}</p>')
+        out.extend(_prose(schema.get("description"), set()))
+        out.extend(_schema_body(schema))
+    out.append(_raw_schema(schema))
+    out.append("</section>")
+    return out
+
+
+def _argument_row(position: str, item: Any, required: bool) -> list[str]:
+    item = item if isinstance(item, dict) else {}
+    title = item.get("title")
+    name = f"<code>{html.escape(title)}</code>" if isinstance(title, str) else ""
+    return [
+        position, name, _type(item), "yes" if required else "no",
+        _default(item), "; ".join(_constraints(item)), _notes(item),
+    ]
+
+
+def _arguments_html(payload: Any) -> list[str]:
+    """An event's or ack's argument list, one row per position; another payload by its type."""
     if not isinstance(payload, dict):
-        return f"emit({json.dumps(name)}, …)"
+        return []
+    if payload.get("type") != "array":
+        return _fields_html(payload) if isinstance(payload.get("properties"), dict) else [f"<p>Type: {_type(payload)}</p>"]
+    items = payload.get("items")
+    required = payload.get("minItems", 0)
+    rows: list[list[str]] = []
+    if isinstance(items, list):
+        rows = [_argument_row(str(n), item, n <= required) for n, item in enumerate(items, 1)]
+        if isinstance(payload.get("additionalItems"), dict):
+            rows.append(_argument_row(f"{len(items) + 1}…", payload["additionalItems"], False))
+    elif isinstance(items, dict):
+        rows.append(_argument_row("1…", items, False))
+    if not rows:
+        none = payload.get("maxItems") == 0
+        return [f'<p class="muted">{"No arguments." if none else "Any arguments."}</p>']
+    headers = ("#", "Name", "Type", "Required", "Default", "Constraints", "Description")
+    return _table(headers, rows, optional=("Name", "Default", "Constraints", "Description"))
+
+
+def _signature_line(name: str, payload: Any) -> str:
+    esc = html.escape
+    if not isinstance(payload, dict):
+        return f"emit({esc(json.dumps(name))}, …)"
     parts: list[str] = []
     required = payload.get("minItems", 0)
     items = payload.get("items")
@@ -798,16 +1053,18 @@ def _signature_line(name: str, payload: Any) -> str:
         for index, item in enumerate(items):
             title = item.get("title", f"arg{index}") if isinstance(item, dict) else f"arg{index}"
             optional = "?" if index >= required else ""
-            parts.append(f"{title}{optional}: {_label(item)}")
+            parts.append(f"{esc(str(title))}{optional}: {_type(item)}")
         rest = payload.get("additionalItems")
         if isinstance(rest, dict):
-            parts.append(f"...{rest.get('title', 'args')}: {_label(rest)}")
+            parts.append(f"...{esc(str(rest.get('title', 'args')))}: {_type(rest)}")
     elif isinstance(items, dict):
-        parts.append(f"...{items.get('title', 'args')}: {_label(items)}")
+        parts.append(f"...{esc(str(items.get('title', 'args')))}: {_type(items)}")
     elif payload.get("type") != "array":
-        parts.append(_label(payload))
-    return f"emit({', '.join([json.dumps(name), *parts])})"
+        parts.append(_type(payload))
+    return f"emit({', '.join([esc(json.dumps(name)), *parts])})"
 
+
+# -- HTML: the page -------------------------------------------------------------------------------
 
 def asyncapi_html(document: dict[str, Any], *, json_url: str | None = None) -> str:
     """A self-contained HTML page (no scripts, no external resources) documenting `document`.
@@ -872,8 +1129,7 @@ def asyncapi_html(document: dict[str, Any], *, json_url: str | None = None) -> s
     if schemas:
         out.append('<section id="schemas"><h2>Schemas</h2>')
         for name, schema in schemas.items():
-            out.append(f'<h3 id="schema-{esc(name)}">{esc(name)}</h3>')
-            out.append(_json_block(schema))
+            out.extend(_schema_html(name, schema))
         out.append("</section>")
     out.append("</body>")
     out.append("</html>")
@@ -912,8 +1168,7 @@ def _prose(text: Any, shown: set[str]) -> list[str]:
         if not paragraph or paragraph in shown:
             continue
         shown.add(paragraph)
-        escaped = html.escape(paragraph)
-        out.append("<p>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped) + "</p>")
+        out.append(f"<p>{_inline(paragraph)}</p>")
     return out
 
 
@@ -935,12 +1190,15 @@ def _message_html(message: dict[str, Any], shown: set[str], *, reply: bool, shar
     if reply:
         out.append(f"<h4>Reply: {esc(str(message.get('title') or message.get('name') or ''))}</h4>")
     if packet == "EVENT" and isinstance(message.get("name"), str):
-        out.append(f"<p><code>{esc(_signature_line(message['name'], message.get('payload')))}</code></p>")
+        out.append(f"<p><code>{_signature_line(message['name'], message.get('payload'))}</code></p>")
     out.extend(_prose(message.get("summary"), shown))
     out.extend(_prose(message.get("description"), shown))
     if "payload" in message:
         label = {"EVENT": "Arguments", "ACK": "Ack arguments"}.get(str(packet), "Payload")
         # Messages shared by every namespace start folded: they would repeat in each one.
         attribute = "" if shared else " open"
-        out.append(f"<details{attribute}><summary>{label}</summary>{_json_block(message['payload'])}</details>")
+        out.append(f"<details{attribute}><summary>{label}</summary>")
+        out.extend(_arguments_html(message["payload"]))
+        out.append(_raw_schema(message["payload"]))
+        out.append("</details>")
     return out

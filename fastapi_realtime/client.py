@@ -12,9 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ._types import EioFrame
 from .exceptions import RemoteProtocolError
-from .recovery import generate_pid, valid_token
+from .recovery import Restored, generate_pid, valid_token
 from .sessions import EngineSession
 from .socket import Socket
 from .socketio.packet import Packet, PacketType
@@ -57,8 +56,7 @@ class Client:
         try:
             packet = self.decoder.feed(data)
         except RemoteProtocolError as exc:
-            logger.info("closing %s: %s", self.session.sid, exc)
-            self.session.close("parse error")
+            self.session.parse_error(exc)
             return None
         if packet is None:
             return None
@@ -128,22 +126,32 @@ class Client:
         if nsp is None:
             self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
             return
-        socket, missed = await self._new_socket(nsp, auth)
+        socket, restored = await self._new_socket(nsp, auth)
         self.sockets[name] = socket
         rejection = await nsp.admit(socket, auth)
-        if self.session.closed:
-            self.sockets.pop(name, None)
-            return
-        if rejection is not None:
-            socket.connected = False
+        if rejection is not None or not socket.connected:
+            # Refused, or the client went away before its middlewares let it in (then, as in
+            # Node, its connect handler never ran): nothing of it stays registered, and a
+            # session it tried to recover stays for its real owner.
             socket._held = None
-            self.sockets.pop(name, None)
-            self.session.send(server.connect_error_frames(name, rejection.message, rejection.data))
+            self.forget(socket)
+            nsp.remove(socket)
+            if restored is not None and nsp.recovery is not None:
+                await nsp.recovery.put_back(restored)
+            if rejection is not None:
+                self.session.send(server.connect_error_frames(name, rejection.message, rejection.data))
             return
+        if self.session.closed:
+            # Gone while the connect handler ran: the close job that follows in this client's
+            # order tells the disconnect handler.
+            socket._held = None
+            return
+        self.session.manager.admit(self.session)
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
         reply = nsp.connect_reply(socket)
+        missed = restored.missed if restored is not None else None
         if missed:
             # The missed events, with their original offsets, then the CONNECT reply (§2.4.6);
             # only now, so a middleware that refuses the recovered client leaks nothing.
@@ -152,26 +160,29 @@ class Client:
             self.session.send(reply)
         socket.release_held()
 
-    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, list[EioFrame]]:
-        """A fresh socket, or the recovered one (and the frames it missed) when the auth carries
-        a valid pid and offset."""
+    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, Restored | None]:
+        """A fresh socket, or the recovered one (with what the store gave back: the frames it
+        missed) when the auth carries a valid pid and offset."""
         store = nsp.recovery
         if store is None:
-            return Socket(nsp, self, self.server.generate_socket_id(), auth), []
+            return Socket(nsp, self, self.server.generate_socket_id(), auth), None
         pid, offset = auth.get("pid"), auth.get("offset")
         if valid_token(pid) and valid_token(offset):
             restored = await store.restore(pid, offset)
-            if restored is not None and restored.snapshot.sid not in nsp.sockets:
+            if restored is not None:
                 snapshot = restored.snapshot
-                socket = Socket(nsp, self, snapshot.sid, auth)
-                socket.pid = snapshot.pid
-                socket.recovered = True
-                socket.data = snapshot.data
-                nsp.adapter.add_all(snapshot.sid, snapshot.rooms)
-                return socket, restored.missed
+                if snapshot.sid in nsp.sockets:
+                    await store.put_back(restored)  # its id is in use: not ours to take
+                else:
+                    socket = Socket(nsp, self, snapshot.sid, auth)
+                    socket.pid = snapshot.pid
+                    socket.recovered = True
+                    socket.data = snapshot.data
+                    nsp.adapter.add_all(snapshot.sid, snapshot.rooms)
+                    return socket, restored
         socket = Socket(nsp, self, self.server.generate_socket_id(), auth)
         socket.pid = generate_pid()
-        return socket, []
+        return socket, None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def forget(self, socket: Socket) -> None:

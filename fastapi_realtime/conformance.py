@@ -34,7 +34,7 @@ class EchoHandler:
     """A raw Engine.IO handler that sends every message back."""
 
     def on_open(self, session: EngineSession) -> None:
-        pass
+        session.manager.admit(session)  # raw Engine.IO: no namespace to wait for
 
     def on_message(self, session: EngineSession, data: str | bytes) -> None:
         session.send_frame(data if isinstance(data, bytes) else "4" + data)

@@ -91,20 +91,26 @@ class Namespace(Broadcaster):
                 await result
 
     async def admit(self, socket: Socket, auth: Any) -> ConnectionRejected | None:
-        """Middlewares, then the connect handler. Returns the rejection, if any."""
-        self.add(socket)
-        socket.connected = True
+        """Middlewares, then (if the client is still there) the connect handler.
+
+        Returns the rejection, if any; `socket.connected` tells whether the socket got as far
+        as its connect handler (it is registered from then on).
+        """
         rejection: ConnectionRejected | None = None
         try:
             if not (socket.recovered and self.server.skip_recovery_middlewares):
                 await self.run_middlewares(socket)
+            if socket.client.session.closed:
+                return None
+            self.add(socket)
+            socket.connected = True
             if self.table.connect is not None:
                 await self.table.connect.call(socket, [auth])
         except ConnectionRejected as exc:
             rejection = exc
         except Exception as exc:
             rejection = await self.server.reject_connection(socket, exc)
-        if rejection is not None or socket.client.session.closed:
+        if rejection is not None:
             socket.connected = False
             self.remove(socket)
         return rejection

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
 TRANSPORTS = ("polling", "websocket")
+Transport = Literal["polling", "websocket"]
+Transports = Transport | Sequence[Transport]
 AllowRequest = Callable[["HTTPConnection"], Awaitable[bool | str | None]]
 
 
@@ -27,7 +29,8 @@ class EngineOptions:
     ping_timeout: float = 20.0
     upgrade_timeout: float = 10.0
     max_http_buffer_size: int = 1_000_000
-    transports: tuple[Literal["polling", "websocket"], ...] = ("polling", "websocket")
+    # A name or a sequence of names; stored as a tuple.
+    transports: Transports = ("polling", "websocket")
     allow_upgrades: bool = True
     # None: same origin only; "*": any origin; a sequence: exactly those origins.
     cors_allowed_origins: str | Sequence[str] | None = None
@@ -36,20 +39,24 @@ class EngineOptions:
     cookie: str | None = None
     # Outgoing packets buffered for one connection before it counts as too slow and is closed.
     max_queue: int = 1024
+    # Sessions that have not yet joined a namespace (each holds a session and its timers):
+    # over this, new handshakes get 503 so a flood of bare handshakes cannot exhaust memory.
+    max_pending_sessions: int = 1000
     close_timeout: float = 5.0
     _origins: frozenset[str] = field(init=False, repr=False, default=frozenset())
 
     def __post_init__(self) -> None:
         for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "close_timeout"):
             _positive(name, getattr(self, name))
-        for name in ("max_http_buffer_size", "max_queue"):
+        for name in ("max_http_buffer_size", "max_queue", "max_pending_sessions"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("allow_upgrades", "cors_credentials"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        transports = tuple(self.transports)
+        # One name is one transport; tuple("websocket") would be its letters.
+        transports = (self.transports,) if isinstance(self.transports, str) else tuple(self.transports)
         if not transports or any(t not in TRANSPORTS for t in transports) or len(set(transports)) != len(transports):
             raise ValueError(f"transports must be a non-empty subset of {TRANSPORTS}, got {self.transports!r}")
         object.__setattr__(self, "transports", transports)

@@ -69,6 +69,9 @@ class SessionSnapshot:
 class Restored:
     snapshot: SessionSnapshot
     missed: list[EioFrame] = field(default_factory=list)
+    # When the stored session would have expired (the store's clock), so a restore that is
+    # given back (the reconnection was refused) does not extend its life.
+    expires: float | None = None
 
 
 def valid_token(value: object) -> TypeGuard[str]:
@@ -93,6 +96,11 @@ class RecoveryStore(ABC):
     @abstractmethod
     async def restore(self, pid: str, offset: str) -> Restored | None:
         """The snapshot and the frames missed since `offset`, once; None if anything is missing."""
+
+    async def put_back(self, restored: Restored) -> None:
+        """Keep a restored session again: the reconnection that took it was refused (say, by a
+        middleware, to a client presenting a stolen pid), so the real owner can still recover."""
+        await self.persist(restored.snapshot)
 
     async def close(self) -> None:
         """Release resources."""
@@ -169,9 +177,23 @@ class MemoryRecoveryStore(RecoveryStore):
 
     async def persist(self, snapshot: SessionSnapshot) -> None:
         now = self.clock()
+        self._keep(snapshot, now + self.options.max_disconnection_duration, now)
+
+    def _keep(self, snapshot: SessionSnapshot, expires: float, now: float) -> None:
         self._expire_sessions(now)
-        self._sessions.pop(snapshot.pid, None)
-        self._sessions[snapshot.pid] = (now + self.options.max_disconnection_duration, snapshot)
+        sessions = self._sessions
+        sessions.pop(snapshot.pid, None)
+        latest = next(reversed(sessions.values()))[0] if sessions else expires
+        sessions[snapshot.pid] = (expires, snapshot)
+        if expires < latest:
+            # Keep insertion order = expiry order (put_back may bring an earlier expiry).
+            self._sessions = dict(sorted(sessions.items(), key=lambda item: item[1][0]))
+
+    async def put_back(self, restored: Restored) -> None:
+        now = self.clock()
+        expires = restored.expires if restored.expires is not None else now + self.options.max_disconnection_duration
+        if expires > now:
+            self._keep(restored.snapshot, expires, now)
 
     async def restore(self, pid: str, offset: str) -> Restored | None:
         now = self.clock()
@@ -189,10 +211,10 @@ class MemoryRecoveryStore(RecoveryStore):
         if not buffer or not buffer[0].seq <= seq <= buffer[-1].seq:
             return None
         del self._sessions[pid]  # a pid restores at most once
-        snapshot = found[1]
+        expires, snapshot = found
         rooms = set(snapshot.rooms)
         missed: list[EioFrame] = []
         for entry in islice(buffer, seq - buffer[0].seq + 1, None):
             if _reaches(entry, rooms):
                 missed.extend(entry.frames)
-        return Restored(snapshot, missed)
+        return Restored(snapshot, missed, expires)

@@ -22,15 +22,16 @@ from ._types import EioFrame, Receive, Scope, Send
 from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
-from .asyncapi import asyncapi_html, build_asyncapi
+from .asyncapi import asyncapi_html, build_asyncapi, info_from_scope
 from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
 from .errors import client_error, connect_rejection, internal_error
+from ._logging import follow_server_logging
 from .exceptions import ConnectionRejected
 
 from .namespace import Namespace
-from .options import AllowRequest, EngineOptions
+from .options import AllowRequest, EngineOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .router import (
@@ -71,7 +72,7 @@ class Realtime(Broadcaster):
         ping_timeout: float = 20.0,
         upgrade_timeout: float = 10.0,
         max_http_buffer_size: int = 1_000_000,
-        transports: Sequence[Literal["polling", "websocket"]] = ("polling", "websocket"),
+        transports: Transports = ("polling", "websocket"),
         allow_upgrades: bool = True,
         cors_allowed_origins: str | Sequence[str] | None = None,
         cors_credentials: bool = False,
@@ -80,8 +81,12 @@ class Realtime(Broadcaster):
         connect_timeout: float = 45.0,
         max_attachments: int = 10,
         max_queue: int = 1024,
+        max_pending_sessions: int = 1000,
         adapter: AdapterFactory | None = None,
         docs: bool = True,
+        docs_title: str | None = None,
+        docs_version: str | None = None,
+        docs_description: str | None = None,
         recovery: RecoveryOptions | bool | None = None,
         recovery_store: RecoveryStoreFactory | None = None,
     ) -> None:
@@ -90,13 +95,14 @@ class Realtime(Broadcaster):
             ping_timeout=ping_timeout,
             upgrade_timeout=upgrade_timeout,
             max_http_buffer_size=max_http_buffer_size,
-            transports=tuple(transports),
+            transports=transports,
             allow_upgrades=allow_upgrades,
             cors_allowed_origins=cors_allowed_origins,
             cors_credentials=cors_credentials,
             allow_request=allow_request,
             cookie=cookie,
             max_queue=max_queue,
+            max_pending_sessions=max_pending_sessions,
         )
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
@@ -108,8 +114,15 @@ class Realtime(Broadcaster):
             raise ValueError("adapter must be a callable taking the namespace")
         if not isinstance(docs, bool):
             raise ValueError("docs must be a bool")
+        for name, text in (("docs_title", docs_title), ("docs_version", docs_version), ("docs_description", docs_description)):
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"{name} must be a str or None")
         self.path = path.rstrip("/") or "/"
         self.docs = docs
+        # None: taken from the FastAPI app serving the docs (see asyncapi.info_from_scope).
+        self.docs_title = docs_title
+        self.docs_version = docs_version
+        self.docs_description = docs_description
         self.connect_timeout = float(connect_timeout)
         self.max_attachments = max_attachments
         self.max_queue = max_queue
@@ -133,6 +146,8 @@ class Realtime(Broadcaster):
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
         self._signals_hooked = False
+        self._announced = False
+        self._route_name = f"fastapi_realtime:{id(self):x}"
         self.manager = SessionManager(self.engine_options, ClientManager(self))
         self.app = EngineApp(self.manager)
         self.router = self._make_router()
@@ -141,9 +156,11 @@ class Realtime(Broadcaster):
     def _make_router(self) -> APIRouter:
         router = APIRouter(lifespan=self.lifespan)
         base = "" if self.path == "/" else self.path
-        for path in {base + "/", base} - {""}:
+        for path in sorted({base + "/", base} - {""}, reverse=True):
+            # Named, so that start-up can ask the app where a prefix put it (`url_path_for`).
+            name = self._route_name if path.endswith("/") else None
             router.routes.append(
-                Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=None)
+                Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=name)
             )
             router.routes.append(WebSocketRoute(path, self.app))
         if self.docs:
@@ -158,7 +175,13 @@ class Realtime(Broadcaster):
         if not served.startswith(root):  # servers differ on whether `path` includes root_path
             served = root + served
         path = served.rstrip("/").rsplit("/", 1)[0] or "/"
-        return build_asyncapi(self, host=request.url.netloc, path=path)
+        info = info_from_scope(
+            request.scope, title=self.docs_title, version=self.docs_version, description=self.docs_description
+        )
+        return build_asyncapi(
+            self, title=info.title, version=info.version, description=info.description,
+            host=request.url.netloc, path=path,
+        )
 
     async def _asyncapi_json(self, request: Request) -> JSONResponse:
         return JSONResponse(self._asyncapi(request))
@@ -171,10 +194,27 @@ class Realtime(Broadcaster):
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
         """Start the adapters; on exit disconnect everyone with reason `server shutting down`."""
         await self.startup()
+        self._announce(self._served_path(app))
         try:
             yield
         finally:
             await self.shutdown()
+
+    def _served_path(self, app: Any) -> str:
+        """Where the app serves this endpoint, whatever prefix include_router gave it."""
+        try:
+            return str(app.url_path_for(self._route_name)).rstrip("/")
+        except Exception:  # not included in this app (mounted, or served on its own)
+            return "" if self.path == "/" else self.path
+
+    def _announce(self, base: str) -> None:
+        """One INFO line when the endpoint starts serving: where, and where its docs are."""
+        if self._announced:
+            return
+        self._announced = True
+        follow_server_logging()
+        docs = f"; AsyncAPI docs at {base}/asyncapi" if self.docs else ""
+        logger.info("Socket.IO endpoint at %s/ (Engine.IO v4, Socket.IO v5)%s", base, docs)
 
     async def startup(self) -> None:
         self._hook_server_signals()
@@ -238,6 +278,8 @@ class Realtime(Broadcaster):
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
         if not self._signals_hooked and scope["type"] != "lifespan":
             self._hook_server_signals()  # mounted: no lifespan events reach this app
+        if not self._announced and scope["type"] != "lifespan":
+            self._announce(str(scope.get("root_path", "")).rstrip("/"))
         if scope["type"] == "lifespan":
             await self._serve_lifespan(receive, send)
         elif self.docs and scope["type"] == "http" and scope["path"].rstrip("/").endswith(("/asyncapi", "/asyncapi.json")):
@@ -255,6 +297,7 @@ class Realtime(Broadcaster):
         message = await receive()
         assert message["type"] == "lifespan.startup"
         await self.startup()
+        self._announce("")
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         await self.shutdown()

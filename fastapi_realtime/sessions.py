@@ -15,10 +15,14 @@ from typing import Any, Protocol
 from ._types import EioFrame, Scope
 from .engineio.handshake import generate_sid
 from .engineio.packet import CLOSE_FRAME, NOOP_FRAME, PING_FRAME
+from ._logging import RateLimitedLog
 from .exceptions import RemoteProtocolError
 from .options import EngineOptions
 
 logger = logging.getLogger("fastapi_realtime.engine")
+# Clients can cause these as often as they like: one line a minute at most.
+_log_parse_error = RateLimitedLog(logger, logging.INFO)
+_log_overflow = RateLimitedLog(logger, logging.WARNING)
 
 WsSend = Callable[[EioFrame], Coroutine[Any, Any, None]]
 
@@ -38,7 +42,7 @@ class EngineSession:
     """One Engine.IO connection, whatever transport carries it right now."""
 
     __slots__ = (
-        "sid", "scope", "manager", "transport", "probing", "upgrading", "closed", "context",
+        "sid", "scope", "manager", "transport", "probing", "upgrading", "closed", "admitted", "context",
         "_queue", "_slack", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
         "_close_ws", "_close_timer", "_close_after_drain", "_getting", "_posting",
     )
@@ -52,6 +56,9 @@ class EngineSession:
         self.probing = False
         self.upgrading = False
         self.closed = False
+        # Set once the layer above accepts the client (Socket.IO: its first namespace joined);
+        # until then the session counts against `max_pending_sessions`.
+        self.admitted = False
         # Slot for the layer above (the Socket.IO client object).
         self.context: Any = None
         # A list, not a deque: an idle connection's empty deque would cost 760 bytes.
@@ -95,7 +102,10 @@ class EngineSession:
             self._slack = len(queue)
         elif len(queue) > self.manager.options.max_queue + self._slack:
             queue.clear()
-            logger.info("closing %s: outgoing queue overflow", self.sid)
+            _log_overflow(
+                "closing session %s: its outgoing queue passed max_queue=%d (the client reads too slowly)",
+                self.sid, self.manager.options.max_queue,
+            )
             self.close("transport error")
             return
         self._wake()
@@ -165,13 +175,24 @@ class EngineSession:
         finally:
             self._writer = None
 
-    def take_frames(self) -> list[EioFrame]:
-        frames = list(self._queue)
-        self._queue.clear()
-        if self._close_after_drain:
+    def take_frames(self, count: int | None = None) -> list[EioFrame]:
+        """The first `count` queued frames (all by default), for one polling response."""
+        queue = self._queue
+        if count is None or count >= len(queue):
+            frames = list(queue)
+            queue.clear()
+        else:
+            frames = queue[:count]
+            del queue[:count]
+        self._slack = max(0, self._slack - len(frames))
+        if self._close_after_drain and not queue:
             self._close_after_drain = False
-            self._queue.append(CLOSE_FRAME)
+            queue.append(CLOSE_FRAME)
         return frames
+
+    def queued(self) -> list[EioFrame]:
+        """The outgoing queue, to read (a polling response sizes its payload from it)."""
+        return self._queue
 
     def has_frames(self) -> bool:
         return bool(self._queue)
@@ -239,6 +260,11 @@ class EngineSession:
             raise RemoteProtocolError(f"unexpected packet type {packet_type}")
         return None
 
+    def parse_error(self, exc: Exception) -> None:
+        """The client sent something that does not decode: log it (rate-limited) and close."""
+        _log_parse_error("closing session %s: parse error: %s", self.sid, exc)
+        self.close("parse error")
+
     # -- heartbeat ------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
@@ -256,6 +282,8 @@ class EngineSession:
 
     def _on_pong(self) -> None:
         if self._timeout_timer is None:
+            # A pong nobody asked for breaks the heartbeat rules, like a client ping (§1.2).
+            self.close("transport error")
             return
         self._timeout_timer.cancel()
         self._timeout_timer = None
@@ -350,6 +378,9 @@ class SessionManager:
         self.options = options
         self.handler = handler
         self.sessions: dict[str, EngineSession] = {}
+        # Sessions not yet admitted by the layer above (see `admit`).
+        self.pending = 0
+        # Set by shutdown and kept until the next start: no handshake slips in meanwhile.
         self.shutting_down = False
 
     def create(self, scope: Scope, transport: str) -> EngineSession:
@@ -357,6 +388,7 @@ class SessionManager:
         while session.sid in self.sessions:  # vanishingly rare; ids are random
             session.sid = generate_sid()
         self.sessions[session.sid] = session
+        self.pending += 1
         return session
 
     def get(self, sid: str) -> EngineSession | None:
@@ -365,6 +397,20 @@ class SessionManager:
     def forget(self, session: EngineSession) -> None:
         if self.sessions.get(session.sid) is session:
             del self.sessions[session.sid]
+            if not session.admitted:
+                self.pending -= 1
+
+    def admit(self, session: EngineSession) -> None:
+        """The layer above accepted the client: it no longer counts as pending."""
+        if not session.admitted:
+            session.admitted = True
+            if self.sessions.get(session.sid) is session:
+                self.pending -= 1
+
+    @property
+    def full(self) -> bool:
+        """Too many sessions wait for the layer above to accept them: refuse new handshakes."""
+        return self.pending >= self.options.max_pending_sessions
 
     def open(self, session: EngineSession) -> None:
         """The handshake went out: start the heartbeat and tell the layer above."""
@@ -381,5 +427,3 @@ class SessionManager:
         for session in list(self.sessions.values()):
             session.release_poll()
             self.forget(session)
-        # A stopped server can be started again (tests reuse one app across clients).
-        self.shutting_down = False

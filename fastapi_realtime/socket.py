@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._types import EioFrame
 from .adapters.base import BroadcastOptions
 from .broadcast import BroadcastOperator, RoomArg, ack_value, event_packet, rooms_of
+from .errors import internal_error
 from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
 from .recovery import RECOVERABLE_REASONS, SessionSnapshot
@@ -277,7 +278,22 @@ class Socket:
                 data = list(result)
             else:
                 data = [result]
-            self.send_frames(self.nsp.encode(Packet(PacketType.ACK, self.nsp.name, data, ack_id)))
+            try:
+                frames = self.nsp.encode(Packet(PacketType.ACK, self.nsp.name, data, ack_id))
+            except (TypeError, ValueError, RecursionError):
+                logger.exception(
+                    "the ack of %s for event %r on %s cannot be encoded as JSON",
+                    self._handler_name(event), event, self.nsp.name,
+                )
+                frames = self.nsp.encode(Packet(PacketType.ACK, self.nsp.name, [internal_error()], ack_id))
+            self.send_frames(frames)
+
+    def _handler_name(self, event: Any) -> str:
+        table = self.nsp.table
+        spec = (table.events.get(event) if type(event) is str else None) or table.any
+        if spec is None:
+            return "the event middleware"
+        return f"handler {getattr(spec.func, '__qualname__', repr(spec.func))}"
 
     # -- disconnecting ----------------------------------------------------------------------
     async def disconnect(self, close: bool = False) -> None:

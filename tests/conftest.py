@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,12 +37,17 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.
 
 
 @contextlib.contextmanager
-def run_server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `python <args>` (a server listening on `port`) for the duration of the block."""
+def run_server(
+    args: list[str], port: int, env: dict[str, str] | None = None, output: Any = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python <args>` (a server listening on `port`) for the duration of the block;
+    `output` (a file) takes its stdout and stderr when given."""
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     try:
         wait_for_port(port, proc)
@@ -63,6 +69,36 @@ def uvicorn_on(app: str, port: int, env: dict[str, str] | None = None) -> Iterat
             "--ws", WS_IMPL, "--log-level", "warning"]
     with run_server(args, port, env):
         yield f"http://127.0.0.1:{port}"
+
+
+class ServerLog:
+    """What a server process printed, read back while it runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def text(self) -> str:
+        return self.path.read_text(errors="replace")
+
+    def assert_clean(self) -> None:
+        """No exception reached the ASGI server, and nothing else crashed."""
+        text = self.text()
+        assert "Exception in ASGI application" not in text, text
+        assert "Traceback" not in text, text
+
+
+@contextlib.contextmanager
+def logged_uvicorn(
+    app: str, tmp_path: Path, env: dict[str, str] | None = None, log_level: str = "info"
+) -> Iterator[tuple[str, ServerLog]]:
+    """Serve `module:attr` with uvicorn on a free port, its output kept in a file; yields the
+    base URL and the log."""
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--ws", WS_IMPL, "--log-level", log_level]
+    with open(log_path, "wb") as output, run_server(args, port, env, output):
+        yield f"http://127.0.0.1:{port}", ServerLog(log_path)
 
 
 @contextlib.contextmanager

@@ -69,7 +69,9 @@ def test_misspelt_option_raises_type_error(name: str) -> None:
         ("transports", []),
         ("transports", ("flashsocket",)),
         ("transports", ("polling", "webtransport")),
-        ("transports", "polling"),  # a bare string is not a sequence of transports
+        ("transports", "websockets"),  # one name, misspelt (a correct one is one transport)
+        ("max_pending_sessions", 0),
+        ("max_pending_sessions", 1.5),
         ("cookie", ""),
         ("cookie", 1),
         ("path", "socket.io"),

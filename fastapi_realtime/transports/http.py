@@ -34,5 +34,21 @@ async def respond(send: Send, status: int, body: bytes, content_type: bytes | No
     await send({"type": "http.response.body", "body": body})
 
 
-async def respond_error(send: Send, code: ErrorCode, headers: Headers, message: str | None = None) -> None:
-    await respond(send, error_status(code), error_body(code, message), JSON, headers)
+async def respond_error(
+    send: Send, code: ErrorCode, headers: Headers, message: str | None = None, *, status: int | None = None
+) -> None:
+    await respond(send, status or error_status(code), error_body(code, message), JSON, headers)
+
+
+async def deny_websocket(
+    scope: Scope, send: Send, code: ErrorCode, message: str | None = None, *, status: int | None = None
+) -> None:
+    """Refuse a WebSocket handshake: with the same HTTP error as polling where the server
+    supports the ASGI denial-response extension, else by closing before accept (a 403)."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = error_body(code, message)
+        headers = [(b"content-type", JSON), (b"content-length", str(len(body)).encode())]
+        await send({"type": "websocket.http.response.start", "status": status or error_status(code), "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})

@@ -9,7 +9,8 @@ from ..engineio.packet import NOOP_FRAME
 from ..engineio.payload import encode_payload, decode_payload
 from ..exceptions import RemoteProtocolError
 from ..sessions import EngineSession
-from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond
+from ..engineio.handshake import ErrorCode
+from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond, respond_error
 
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -46,12 +47,31 @@ async def handle_get(session: EngineSession, receive: Receive, send: Send, heade
                 # Node: "poll connection closed prematurely", a transport error.
                 session.close("transport error", notify_client=False)
                 return
-            frames = session.take_frames() or [NOOP_FRAME]
+            frames = session.take_frames(_fitting(session.queued(), session.manager.options.max_http_buffer_size))
+            frames = frames or [NOOP_FRAME]
     finally:
         session.end_get()
     await respond(send, 200, encode_payload(frames).encode(), TEXT_PLAIN, [*headers, NO_STORE])
     if session.closed and not session.has_frames():
         session.finish_close()
+
+
+def _record_size(frame: EioFrame) -> int:
+    """Bytes of one frame as a polling record (binary is `b` + base64)."""
+    if isinstance(frame, bytes):
+        return 1 + (len(frame) + 2) // 3 * 4
+    return len(frame) if frame.isascii() else len(frame.encode())
+
+
+def _fitting(frames: list[EioFrame], limit: int) -> int:
+    """How many leading frames fit one response of at most `limit` bytes (always at least one,
+    so a packet larger than the limit still goes out, alone); the rest wait for the next GET."""
+    size = -1  # n records need n - 1 separators
+    for count, frame in enumerate(frames):
+        size += 1 + _record_size(frame)
+        if size > limit and count:
+            return count
+    return len(frames)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -90,6 +110,9 @@ async def handle_post(session: EngineSession, scope: Scope, receive: Receive, se
     try:
         body = await _read_body(receive, limit)
         if body is None:
+            # A streamed body past the limit: answer at once, unread, and end the session (the
+            # client may be mid-payload, so nothing more of it can be trusted).
+            session.close("transport error")
             await respond(send, 413, b"", None, headers)
             return
         try:
@@ -100,8 +123,11 @@ async def handle_post(session: EngineSession, scope: Scope, receive: Receive, se
                 waiter = session.receive(packet.type, packet.data)
                 if waiter is not None:
                     await waiter
-        except (RemoteProtocolError, UnicodeDecodeError):
-            session.close("parse error")
+        except (RemoteProtocolError, UnicodeDecodeError) as exc:
+            # Node answers 200 and fails the next GET; a 400 tells the client at once.
+            session.parse_error(exc)
+            await respond_error(send, ErrorCode.BAD_REQUEST, headers)
+            return
     finally:
         session.end_post()
     await respond(send, 200, b"ok", TEXT_HTML, headers)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 
 from .._types import EioFrame, Message, Receive, Scope, Send
 from ..engineio.handshake import open_frame
 from ..engineio.packet import PONG_PROBE_FRAME
+from ..exceptions import RemoteProtocolError
 from ..sessions import EngineSession, SessionManager
+
+logger = logging.getLogger("fastapi_realtime.engine")
 
 
 def _frame_of(message: Message) -> EioFrame | None:
@@ -45,7 +49,11 @@ async def serve_new(manager: SessionManager, scope: Scope, ws: WebSocketConnecti
     """A client that opens its session directly over WebSocket."""
     options = manager.options
     session = manager.create(scope, "websocket")
-    await ws.send(open_frame(session.sid, [], options.ping_interval, options.ping_timeout, options.max_http_buffer_size))
+    try:
+        await ws.send(open_frame(session.sid, [], options.ping_interval, options.ping_timeout, options.max_http_buffer_size))
+    except BaseException:
+        manager.forget(session)  # never opened: no timer would ever end it
+        raise
     session.attach_websocket(ws.send, ws.close)
     manager.open(session)
     await _read_loop(session, ws)
@@ -110,7 +118,7 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
                 elif len(text) == 1 and "1" <= text <= "3":
                     waiter = session.receive(ord(text) - 48, "")
                 else:
-                    session.close("parse error")
+                    session.parse_error(RemoteProtocolError(f"invalid Engine.IO packet {text[:16]!r}"))
                     return
             else:
                 data = message.get("bytes") or b""
@@ -122,9 +130,10 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
             if waiter is not None:
                 await waiter
     except Exception:
+        # A fault of ours, not the client's: logged, and only this client is cut off.
+        logger.exception("error while reading from session %s", session.sid)
         if not session.closed:
             session.close("transport error")
-        raise
     finally:
         if not session.closed:
             session.close("transport close", notify_client=False)

@@ -7,24 +7,20 @@ import datetime
 import enum
 import json
 import re
-from html.parser import HTMLParser
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import jsonschema
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from fastapi_realtime import Realtime, RealtimeRouter, Socket
-from fastapi_realtime.asyncapi import asyncapi_html, build_asyncapi
+from fastapi_realtime.asyncapi import DocsInfo, asyncapi_html, build_asyncapi, info_from_scope
 from fastapi_realtime.testing import RealtimeTestClient
-
-SPECS = Path(__file__).resolve().parents[1] / "interop" / "node_modules" / "@asyncapi" / "specs" / "schemas"
+from tests.asyncapi.helpers import assert_valid_asyncapi, h1, official_validator, parse, section, tables
 
 
 # -- the application described ---------------------------------------------------------------------
@@ -421,23 +417,6 @@ def test_callable_dynamic_namespace() -> None:
 
 # -- validity against the official AsyncAPI 3.0.0 JSON Schema -------------------------------------
 
-def official_validator() -> jsonschema.Draft7Validator:
-    path = SPECS / "3.0.0.json"
-    assert path.is_file(), f"{path} is missing: run `make node` (npm install in tests/interop)"
-    bundle = json.loads(path.read_text())
-    # The bundle keys its definitions by $id (draft-07 meta-schema included): register each so
-    # every $ref resolves offline.
-    resources = [(uri, Resource.from_contents(schema, default_specification=DRAFT7)) for uri, schema in bundle["definitions"].items()]
-    registry: Registry[Any] = Registry().with_resources(resources)
-    registry = registry.with_resource(bundle["$id"], Resource.from_contents(bundle, default_specification=DRAFT7))
-    return jsonschema.Draft7Validator(bundle, registry=registry)
-
-
-def assert_valid_asyncapi(document: dict[str, Any]) -> None:
-    errors = sorted(official_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in errors[:10])
-
-
 def test_valid_against_the_official_schema(document: dict[str, Any]) -> None:
     assert_valid_asyncapi(document)
 
@@ -458,45 +437,6 @@ def test_the_official_schema_catches_mistakes(document: dict[str, Any]) -> None:
 
 # -- HTML ---------------------------------------------------------------------------------------------
 
-VOID = {"meta", "link", "br", "hr", "img", "input"}
-
-
-class Checker(HTMLParser):
-    """Collects text, tags and attributes, and checks that elements nest and close."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.tags: list[str] = []
-        self.attrs: list[tuple[str, str | None]] = []
-        self.text: list[str] = []
-        self.errors: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
-        if tag not in VOID:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse(page: str) -> Checker:
-    checker = Checker()
-    checker.feed(page)
-    checker.close()
-    assert not checker.errors, checker.errors
-    assert not checker.stack, f"unclosed: {checker.stack}"
-    return checker
-
-
 def test_html_lists_namespaces_events_and_schemas(document: dict[str, Any]) -> None:
     page = asyncapi_html(document, json_url="asyncapi.json")
     assert page.startswith("<!DOCTYPE html>")
@@ -511,6 +451,166 @@ def test_html_lists_namespaces_events_and_schemas(document: dict[str, Any]) -> N
     hrefs = [value or "" for name, value in checker.attrs if name in ("href", "src")]
     assert all(h.startswith("#") or h == "asyncapi.json" for h in hrefs), hrefs
     assert 'href="#schema-ChatMessage"' in page and 'id="schema-ChatMessage"' in page
+
+
+def test_model_fields_are_tables(document: dict[str, Any]) -> None:
+    page = asyncapi_html(document)
+    (fields,) = tables(section(page, "schema-ChatMessage"))
+    assert fields == [
+        {"Field": "room", "Type": "string", "Required": "yes", "Default": "", "Constraints": ""},
+        {"Field": "text", "Type": "string", "Required": "yes", "Default": "", "Constraints": "min length 1; max length 500"},
+        {"Field": "mood", "Type": "Mood", "Required": "no", "Default": '"happy"', "Constraints": ""},
+        {"Field": "sent_at", "Type": "string (date-time)", "Required": "yes", "Default": "", "Constraints": ""},
+    ]
+    assert tables(section(page, "schema-Mood")) == [[{"Value": '"happy"'}, {"Value": '"grumpy"'}]]
+    # A dataclass is a model too; the raw JSON Schema stays one click away.
+    point = section(page, "schema-Point")
+    assert [row["Field"] for row in tables(point)[0]] == ["x", "y"]
+    assert "<summary>JSON Schema</summary>" in point and "&quot;required&quot;" in point
+
+
+def test_event_arguments_are_tables(document: dict[str, Any]) -> None:
+    page = asyncapi_html(document)
+    arguments, *_ = tables(section(page, "op-root.draw"))
+    assert arguments == [
+        {"#": "1", "Name": "at", "Type": "Point", "Required": "yes", "Default": "", "Constraints": ""},
+        {
+            "#": "2", "Name": "opacity", "Type": "integer", "Required": "no", "Default": "100",
+            "Constraints": "≥ 0; ≤ 100",
+        },
+        {"#": "3…", "Name": "tags", "Type": "string", "Required": "no", "Default": "", "Constraints": ""},
+    ]
+    # The ack's arguments have no names: a tuple is two positions.
+    _arguments, raw_ack, error_ack = tables(section(page, "op-root.raw"))
+    assert raw_ack == [{"#": "1", "Type": "integer", "Required": "yes"}, {"#": "2", "Type": "string", "Required": "yes"}]
+    assert error_ack == [{"#": "1", "Type": "Validation error | Internal error", "Required": "yes"}]
+    evil_key = re.sub(r"[^A-Za-z0-9_.\-]", "_", EVIL_EVENT)  # operation keys are $ref-safe
+    assert "No arguments." in section(page, f"op-root.{evil_key}")
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Address(BaseModel):
+    """Where to send things."""
+
+    city: str
+
+
+EVIL_DESCRIPTION = "<script>alert('bio')</script>"
+
+
+class Profile(BaseModel):
+    """A user's `profile`."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40, description="Shown as `name`.")]
+    nickname: str | None = None
+    age: Annotated[int, Field(ge=0, lt=150)] = 18
+    tags: set[str] = Field(default_factory=set)
+    home: Address | None = None
+    addresses: list[Address] = []
+    level: Level = Level.LOW
+    code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    kind: Literal["user", "admin"] = "user"
+    bio: str = Field("", description=EVIL_DESCRIPTION)
+    motto: str = Field("</td><script>x</script>", alias="<b>motto</b>", examples=["<i>carpe</i>"])
+
+
+def profile_document() -> dict[str, Any]:
+    router = RealtimeRouter(namespace="/profiles")
+
+    @router.on("update")
+    async def update(
+        socket: Socket, profile: Profile, note: Annotated[str, Field(max_length=10)] = "none", *extra: int
+    ) -> Profile:
+        return profile
+
+    rt = Realtime()
+    rt.include_router(router)
+    return build_asyncapi(rt, title="Profiles", version="0.3.0")
+
+
+def test_field_table_rows() -> None:
+    page = asyncapi_html(profile_document())
+    profile = section(page, "schema-Profile")
+    assert "A user&#x27;s <code>profile</code>." in profile
+    rows = {row["Field"]: row for row in tables(profile)[0]}
+    assert rows["name"] == {
+        "Field": "name", "Type": "string", "Required": "yes", "Default": "",
+        "Constraints": "min length 1; max length 40", "Description": "Shown as name.",
+    }
+    assert '<td>Shown as <code>name</code>.</td>' in profile
+    assert rows["nickname"]["Type"] == "string | null" and rows["nickname"]["Default"] == "null"
+    assert (rows["age"]["Required"], rows["age"]["Default"], rows["age"]["Constraints"]) == ("no", "18", "≥ 0; < 150")
+    assert rows["tags"]["Type"] == "array of string" and rows["tags"]["Constraints"] == "unique items"
+    assert rows["tags"]["Default"] == ""  # a default_factory has no JSON default
+    assert rows["home"]["Type"] == "Address | null"
+    assert rows["addresses"]["Type"] == "array of Address" and rows["addresses"]["Default"] == "[]"
+    assert rows["level"]["Type"] == "Level" and rows["level"]["Default"] == "1"
+    assert rows["code"]["Required"] == "yes" and rows["code"]["Constraints"] == "pattern ^[A-Z]{3}$"
+    assert rows["kind"]["Type"] == "string" and rows["kind"]["Constraints"] == 'one of "user", "admin"'
+    # Model types link to their own tables.
+    assert '<a href="#schema-Address">Address</a> | null' in profile
+    assert tables(section(page, "schema-Level")) == [[{"Value": "1"}, {"Value": "2"}]]
+    assert "<p>Type: integer</p>" in section(page, "schema-Level")
+    assert "Where to send things." in section(page, "schema-Address")
+    (arguments, ack, _error) = tables(section(page, "op-profiles.update"))
+    assert arguments == [
+        {"#": "1", "Name": "profile", "Type": "Profile", "Required": "yes", "Default": "", "Constraints": ""},
+        {"#": "2", "Name": "note", "Type": "string", "Required": "no", "Default": '"none"', "Constraints": "max length 10"},
+        {"#": "3…", "Name": "extra", "Type": "integer", "Required": "no", "Default": "", "Constraints": ""},
+    ]
+    assert ack == [{"#": "1", "Type": "Profile", "Required": "yes"}]
+
+
+def test_user_text_is_escaped() -> None:
+    page = asyncapi_html(profile_document())
+    checker = parse(page)
+    assert "script" not in checker.tags and "b" not in checker.tags and "i" not in checker.tags
+    assert "<script" not in page
+    rows = {row["Field"]: row for row in tables(section(page, "schema-Profile"))[0]}
+    assert rows["bio"]["Description"] == EVIL_DESCRIPTION
+    assert rows["<b>motto</b>"]["Default"] == '"</td><script>x</script>"'
+    assert rows["<b>motto</b>"]["Description"] == 'Examples: "<i>carpe</i>"'
+
+
+def test_page_title_and_version() -> None:
+    page = asyncapi_html(profile_document())
+    assert h1(page) == "Profiles 0.3.0"
+    assert "<title>Profiles</title>" in page
+
+
+@pytest.mark.parametrize(
+    ("scope", "explicit", "expected"),
+    [
+        ({"app": FastAPI(title="Chat", version="2.1.0", description="Rooms.")}, {}, ("Chat", "2.1.0", "Rooms.")),
+        # FastAPI's own defaults, as its OpenAPI docs show them; an empty description is none.
+        ({"app": FastAPI()}, {}, ("FastAPI", "0.1.0", None)),
+        ({"app": Starlette()}, {}, ("fastapi-realtime", "1.0.0", None)),
+        ({}, {}, ("fastapi-realtime", "1.0.0", None)),
+        (
+            {"app": FastAPI(title="Chat", version="2.1.0", description="Rooms.")},
+            {"title": "Explicit", "description": ""},
+            ("Explicit", "2.1.0", None),
+        ),
+        ({}, {"title": "T", "version": "9", "description": "D"}, ("T", "9", "D")),
+    ],
+)
+def test_info_from_scope(scope: dict[str, Any], explicit: dict[str, str], expected: tuple[str, str, str | None]) -> None:
+    info = info_from_scope(scope, **explicit)
+    assert info == DocsInfo(*expected)
+
+
+def test_info_from_the_app_makes_a_valid_document() -> None:
+    app = FastAPI(title="Chat <b>", version="2.1.0", description="Rooms and `messages`.")
+    title, version, description = info_from_scope({"app": app})
+    document = build_asyncapi(make_realtime(), title=title, version=version, description=description)
+    assert document["info"] == {"title": "Chat <b>", "version": "2.1.0", "description": "Rooms and `messages`."}
+    assert_valid_asyncapi(document)
+    page = asyncapi_html(document)
+    assert h1(page) == "Chat <b> 2.1.0" and "<p>Rooms and <code>messages</code>.</p>" in page
 
 
 # -- served by a FastAPI app (until the server wires its own routes) ----------------------------------
