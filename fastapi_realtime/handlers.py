@@ -14,15 +14,22 @@ A handler with no dependencies and no annotations costs nothing beyond the call.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 from fastapi import params
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant, solve_dependencies
-from pydantic import TypeAdapter, ValidationError
+from pydantic import (
+    PydanticSchemaGenerationError,
+    PydanticUndefinedAnnotation,
+    PydanticUserError,
+    TypeAdapter,
+    ValidationError,
+)
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 
@@ -37,6 +44,9 @@ EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
 # `async def h(socket, exc)` (or a plain def); its return value is the ack.
 ExceptionHandler = Callable[["Socket", Any], Any]
 ExceptionHandlers = tuple[tuple[type[BaseException], ExceptionHandler], ...]
+# What a handler is registered for: it decides what a refusal message suggests.
+HandlerRole = Literal["event", "connect", "disconnect", "any"]
+CallbackRole = Literal["handler", "exception handler", "middleware", "event middleware"]
 
 # Parameter sources in a call plan (non-negative values are event argument indexes).
 _SOCKET = -1
@@ -85,8 +95,146 @@ def _needs_validation(annotation: Any) -> bool:
     return annotation is not inspect.Parameter.empty and annotation is not Any and not isinstance(annotation, str)
 
 
-def _adapter(annotation: Any) -> TypeAdapter[Any] | None:
-    return TypeAdapter(annotation) if _needs_validation(annotation) else None
+def _name(func: Any) -> str:
+    name = getattr(func, "__name__", None)
+    return name if isinstance(name, str) else type(func).__name__
+
+
+def _type_name(annotation: Any) -> str:
+    if inspect.isclass(annotation):
+        return str(annotation.__qualname__)
+    # `list[Foo] | None`, not `list[my.package.module.Foo] | None` (quoted literals left alone).
+    return re.sub(r"(?<![\w'\".])(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])", "", inspect.formatannotation(annotation))
+
+
+# What to do instead, by what the annotation was on.
+_PARAMETER_ADVICE = (
+    "annotate it with a pydantic model, a dataclass or another type pydantic supports, "
+    "with Any to take the value as sent, or get it from Depends(...)"
+)
+_RESPONSE_ADVICE = "use a type pydantic supports, or pass response_model=None to send the return value as it is"
+
+
+def _adapter(annotation: Any, func: Handler, subject: str, advice: str) -> TypeAdapter[Any] | None:
+    """The validator for an annotation, built now: a type pydantic cannot handle is the
+    registration's error, not every call's.
+
+    `subject` names what was annotated ("parameter 'board'") in the error message.
+    """
+    if not _needs_validation(annotation):
+        return None
+    try:
+        adapter = TypeAdapter(annotation)
+    except PydanticUserError as exc:
+        raise _not_validatable(exc, annotation, func, subject, advice) from exc
+    return _build(adapter, annotation, func, subject, advice, final=False)
+
+
+def _build(
+    adapter: TypeAdapter[Any], annotation: Any, func: Handler, subject: str, advice: str, *, final: bool
+) -> TypeAdapter[Any]:
+    """Finish an adapter pydantic left incomplete: a model declared with `defer_build`, or one
+    whose forward references are not defined yet.
+
+    A name not defined yet may be a model declared further down the module, so at registration
+    it is left for later; `final` (at include time, when the modules are loaded) refuses it.
+    """
+    if _complete(adapter):
+        return adapter
+    try:
+        adapter.rebuild(raise_errors=True)
+    except PydanticUndefinedAnnotation as exc:
+        if final:
+            raise TypeError(
+                f"handler {_name(func)}: {subject} has type {_type_name(annotation)}, which refers to "
+                f"{exc.name!r}, a name that is not defined; define or import it before the router is included"
+            ) from exc
+    except PydanticUserError as exc:
+        raise _not_validatable(exc, annotation, func, subject, advice) from exc
+    return adapter
+
+
+def _complete(adapter: TypeAdapter[Any]) -> bool:
+    # getattr: pydantic before 2.10 builds every adapter at once, so nothing is left to finish.
+    return bool(getattr(adapter, "pydantic_complete", True))
+
+
+def _not_validatable(exc: PydanticUserError, annotation: Any, func: Handler, subject: str, advice: str) -> TypeError:
+    head = f"handler {_name(func)}: {subject} has type {_type_name(annotation)}"
+    if isinstance(exc, PydanticSchemaGenerationError):
+        return TypeError(f"{head}, which pydantic cannot validate; {advice}")
+    return TypeError(f"{head}, which pydantic refuses ({exc.message}); {advice}")
+
+
+def check_callable(func: Any, role: CallbackRole) -> None:
+    """Refuse, at registration, what cannot serve as a handler, middleware or exception
+    handler: a non-callable, or a generator function (its `yield`s would never be awaited)."""
+    if not callable(func):
+        raise TypeError(f"{role} {func!r} is not callable")
+    call = getattr(func, "__call__", None)  # a callable object's method counts too
+    if inspect.isasyncgenfunction(func) or inspect.isasyncgenfunction(call):
+        kind = "an async generator function"
+    elif inspect.isgeneratorfunction(func) or inspect.isgeneratorfunction(call):
+        kind = "a generator function"
+    else:
+        return
+    if role == "middleware":
+        instead = "a connect middleware runs once and refuses by raising ConnectionRejected: remove the `yield`"
+    elif role == "event middleware":
+        instead = "an event middleware returns the ack: `return await call_next(event, args)` instead of yielding"
+    elif role == "exception handler":
+        instead = "an exception handler returns the ack: `return` it instead of yielding it"
+    else:
+        instead = (
+            "a handler returns its ack: `return` the value instead of yielding it "
+            "(to send several messages, `await socket.emit(...)` each one)"
+        )
+    raise TypeError(f"{role} {_name(func)} is {kind} (it uses `yield`); {instead}")
+
+
+def _render(param: inspect.Parameter) -> str:
+    # By hand, not str(param): string annotations (PEP 563) should read as written, unquoted.
+    stars = "*" if param.kind is param.VAR_POSITIONAL else "**" if param.kind is param.VAR_KEYWORD else ""
+    text = stars + param.name
+    if param.annotation is not param.empty:
+        annotation = param.annotation
+        text += ": " + (annotation if isinstance(annotation, str) else str(inspect.formatannotation(annotation)))
+    if param.default is not param.empty:
+        text += (" = " if param.annotation is not param.empty else "=") + repr(param.default)
+    return text
+
+
+def _refuse_socketio_style(func: Handler, signature: inspect.Signature, sources: dict[str, int], role: HandlerRole) -> None:
+    """python-socketio passes the sid first (`async def message(sid, data)`); here the handler
+    asks for the Socket. Such a handler would get the event's first argument as its "sid", so it
+    is refused with the signature to write instead. Only the first parameter counts (the second
+    after `event` for a catch-all), and only in a handler that asks for no Socket at all."""
+    if _SOCKET in sources.values():
+        return
+    params = list(signature.parameters.values())
+    first = [p.name for p in params[:2] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if first[:1] == ["sid"]:
+        sid = params[0]
+    elif role == "any" and first == ["event", "sid"]:
+        sid = params[1]  # python-socketio's catch-all: (event, sid, data)
+    else:
+        return
+    if sources.get(sid.name, _INJECTED) < 0:
+        return  # `sid: str = Depends(get_sid)` or `sid: Realtime`: asked for on purpose
+    rest = [p for p in params if p is not sid]
+    uses = ["socket.id for the sid"]
+    if role == "connect" and any(p.name == "environ" for p in rest):
+        rest = [p for p in rest if p.name != "environ"]
+        uses.append("socket.handshake for the environ")
+    name = _name(func)
+    suggestion = ", ".join(["socket: Socket", *map(_render, rest)])
+    prefix = "async def" if inspect.iscoroutinefunction(func) else "def"
+    written = ", ".join(map(_render, params))
+    raise TypeError(
+        f"handler {name}({written}) looks like a python-socketio handler; here the first parameter is "
+        f"the Socket: {prefix} {name if name.isidentifier() else 'handler'}({suggestion}): ... "
+        f"(use {' and '.join(uses)})"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +273,36 @@ class HandlerSpec:
                 dependencies=[*dependencies, *self.dependencies],
                 response_model=self.response_model,
             )
+        spec.finish_validators()
         return replace(
             spec,
             event_middlewares=(*event_middlewares, *self.event_middlewares),
             exception_handlers=(*self.exception_handlers, *exception_handlers),
         )
+
+    def finish_validators(self) -> None:
+        """Build the validators registration left incomplete (forward references to names not
+        defined then); called as the handler is included, when a name still missing is an error."""
+        pending = [
+            (name, source, validator)
+            for name, source, validator in zip(self.names, self.plan, self.validators)
+            if validator is not None and not _complete(validator)
+        ]
+        if not pending and (self.response is None or _complete(self.response)):
+            return
+        # Only on this rare path: the annotations again, for the error messages.
+        namespace = getattr(inspect.unwrap(self.func), "__globals__", {})
+        signature = inspect.signature(self.func)
+        for name, source, validator in pending:
+            annotation = _resolve(signature.parameters[name].annotation, namespace)
+            subject = f"parameter {'*' + name if source == _REST else name!r}"
+            _build(validator, annotation, self.func, subject, _PARAMETER_ADVICE, final=True)
+        if self.response is not None and not _complete(self.response):
+            if self.response_model is UNSET:
+                subject, annotation = "the return annotation", _resolve(signature.return_annotation, namespace)
+            else:
+                subject, annotation = "response_model", self.response_model
+            _build(self.response, annotation, self.func, subject, _RESPONSE_ADVICE, final=True)
 
     def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
         """The handler its routers registered for `exc`, by the exception's MRO (like FastAPI)."""
@@ -143,9 +316,10 @@ class HandlerSpec:
         concurrent: bool = False,
         dependencies: Sequence[params.Depends] = (),
         response_model: Any = UNSET,
+        role: HandlerRole = "event",
     ) -> HandlerSpec:
-        if not callable(func):
-            raise TypeError(f"handler {func!r} is not callable")
+        """Analyse `func` once; a signature that cannot work is a TypeError saying what to write."""
+        check_callable(func, "handler")
         signature = inspect.signature(func)
         namespace = getattr(inspect.unwrap(func), "__globals__", {})
         plan: list[int] = []
@@ -154,6 +328,8 @@ class HandlerSpec:
         validators: list[TypeAdapter[Any] | None] = []
         injected: list[inspect.Parameter] = []
         keyword_injected: list[str] = []
+        # (position in validators, annotation, what it is on): built once the signature passed.
+        to_validate: list[tuple[int, Any, str]] = []
         index = 0
         for param in signature.parameters.values():
             annotation = _resolve(param.annotation, namespace)
@@ -172,7 +348,8 @@ class HandlerSpec:
                 continue
             elif param.kind is param.VAR_POSITIONAL:
                 source = _REST
-                validators.append(_adapter(annotation))
+                to_validate.append((len(validators), annotation, f"parameter {'*' + param.name!r}"))
+                validators.append(None)
                 plan.append(source)
                 names.append(param.name)
                 defaults.append(None)
@@ -187,7 +364,12 @@ class HandlerSpec:
             plan.append(source)
             names.append(param.name)
             defaults.append(default)
-            validators.append(_adapter(annotation) if source >= 0 else None)
+            if source >= 0:
+                to_validate.append((len(validators), annotation, f"parameter {param.name!r}"))
+            validators.append(None)
+        _refuse_socketio_style(func, signature, dict(zip(names, plan)), role)
+        for position, annotation, subject in to_validate:
+            validators[position] = _adapter(annotation, func, subject, _PARAMETER_ADVICE)
         dependant = None
         if injected or dependencies:
             dependant = _build_dependant(func, injected, dependencies)
@@ -197,7 +379,8 @@ class HandlerSpec:
         response = None
         spread = False
         if _needs_validation(response_model) and response_model is not None and response_model is not type(None):
-            response = TypeAdapter(response_model)
+            subject = "the return annotation" if response_model_arg is UNSET else "response_model"
+            response = _adapter(response_model, func, subject, _RESPONSE_ADVICE)
             spread = get_origin(response_model) is tuple
         is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
         return cls(

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 from fastapi import params
+from starlette.applications import Starlette
+from starlette.routing import Router
 
-from .handlers import UNSET, EventMiddleware, ExceptionHandler, ExceptionHandlers, Handler, HandlerSpec
+from .handlers import (
+    UNSET,
+    EventMiddleware,
+    ExceptionHandler,
+    ExceptionHandlers,
+    Handler,
+    HandlerSpec,
+    _is_subclass,
+    check_callable,
+)
 from .socketio.packet import RESERVED_EVENTS
 
 if TYPE_CHECKING:
@@ -31,6 +43,68 @@ def _check_namespace(namespace: NamespaceSpec) -> None:
             raise ValueError(f"namespace {namespace!r} must start with '/'")
     elif not isinstance(namespace, re.Pattern) and not callable(namespace):
         raise TypeError("namespace must be a string, a compiled pattern or a callable")
+
+
+def check_router(router: object, parent: object, namespace: NamespaceSpec | None = None) -> RealtimeRouter:
+    """What `parent.include_router(router, namespace=...)` was given, checked before anything is
+    merged: anything but a RealtimeRouter is a TypeError saying what to pass instead, and a
+    router already included there with the same namespace a ValueError. `mark_included`
+    records the include once it has succeeded."""
+    if not isinstance(router, RealtimeRouter):
+        raise TypeError(_not_a_router(router))
+    target = router.namespace if namespace is None else namespace
+    if any(target == seen for seen in router._included_in.get(parent, ())):
+        raise ValueError(
+            f"router {router!r} is already included in {_describe(parent)} (namespace {target!r}); "
+            "include it once, or pass namespace=... to serve its handlers in another namespace as well"
+        )
+    return router
+
+
+def mark_included(router: RealtimeRouter, parent: object, namespace: NamespaceSpec | None = None) -> None:
+    """Record that `parent` includes `router` (see `check_router`)."""
+    router._included_in.setdefault(parent, []).append(router.namespace if namespace is None else namespace)
+
+
+def _not_a_router(obj: object) -> str:
+    if isinstance(obj, (Router, Starlette)):
+        # The FastAPI way round: the server's HTTP routes go into the app, not the other way.
+        return (
+            f"include_router takes a RealtimeRouter, not {type(obj).__name__}; to serve the realtime "
+            "endpoint in a FastAPI app use app.include_router(realtime.router)"
+        )
+    if _is_subclass(type(obj), "Realtime"):
+        return "include_router takes a RealtimeRouter, not a Realtime server; declare the handlers on a RealtimeRouter"
+    if obj is RealtimeRouter:
+        return "include_router takes a RealtimeRouter instance, not the class: RealtimeRouter(...)"
+    return f"include_router takes a RealtimeRouter, not {type(obj).__name__}"
+
+
+def _describe(parent: object) -> str:
+    return "the server" if _is_subclass(type(parent), "Realtime") else repr(parent)
+
+
+class NotAnAPIRouterError(TypeError, AttributeError):
+    """A TypeError for the user; an AttributeError too, so that `getattr(obj, name, default)`
+    and `hasattr` (Starlette's Mount reads `routes` that way) keep working."""
+
+
+class NotAnAPIRouter:
+    """Set on `Realtime` as the attributes FastAPI's `include_router` reads first (`routes`,
+    `_contains_router`, depending on the version), so that `app.include_router(realtime)` says
+    what to write instead of failing deep inside FastAPI."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> NotAnAPIRouter: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> NoReturn: ...
+    def __get__(self, obj: object, owner: type[Any]) -> NotAnAPIRouter:
+        if obj is None:
+            return self
+        raise NotAnAPIRouterError(
+            "the Realtime server is not an APIRouter: use app.include_router(realtime.router), "
+            "or app.mount(path, realtime)"
+        )
 
 
 @dataclass(slots=True)
@@ -101,6 +175,14 @@ class RealtimeRouter:
         self.dependencies = list(dependencies)
         self.table = HandlerTable()
         self.routers: list[tuple[RealtimeRouter, NamespaceSpec | None, list[params.Depends]]] = []
+        # Who includes this router, and with which namespaces: to refuse the same include twice.
+        # Weak: a router declared at module level must not keep every server it served alive.
+        self._included_in: weakref.WeakKeyDictionary[object, list[NamespaceSpec]] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        events = [*(["connect"] if self.table.connect else []), *self.table.events]
+        shown = ", ".join(events[:3]) + (", ..." if len(events) > 3 else "")
+        return f"<RealtimeRouter {self.namespace!r}" + (f" events: {shown}>" if events else ">")
 
     def on(
         self,
@@ -129,6 +211,7 @@ class RealtimeRouter:
                 concurrent=concurrent,
                 dependencies=[*self.dependencies, *dependencies],
                 response_model=response_model,
+                role="connect" if event == "connect" else "disconnect" if event == "disconnect" else "event",
             )
             single = HandlerTable()
             if event == "connect":
@@ -147,7 +230,7 @@ class RealtimeRouter:
 
         def decorator(func: H) -> H:
             single = HandlerTable(
-                any=HandlerSpec.from_callable(func, concurrent=concurrent, dependencies=self.dependencies)
+                any=HandlerSpec.from_callable(func, concurrent=concurrent, dependencies=self.dependencies, role="any")
             )
             self.table.merge(single, repr(self.namespace))
             return func
@@ -159,8 +242,7 @@ class RealtimeRouter:
 
         Usable as a decorator.
         """
-        if not callable(middleware):
-            raise TypeError("middleware must be an async callable")
+        check_callable(middleware, "middleware")
         self.table.middlewares.append(middleware)
         return middleware
 
@@ -172,8 +254,7 @@ class RealtimeRouter:
         arguments and `return await call_next(event, args)` (its result is the ack), or raise to
         refuse the event (the exception handlers decide what the client hears).
         """
-        if not callable(middleware):
-            raise TypeError("event middleware must be an async callable")
+        check_callable(middleware, "event middleware")
         self.table.event_middlewares.append(middleware)
         return middleware
 
@@ -188,8 +269,7 @@ class RealtimeRouter:
             raise TypeError("exception_handler takes an exception class")
 
         def decorator(handler: ExceptionHandler) -> ExceptionHandler:
-            if not callable(handler):
-                raise TypeError("an exception handler must be callable")
+            check_callable(handler, "exception handler")
             self.table.exception_handlers[exc_type] = handler
             return handler
 
@@ -203,11 +283,31 @@ class RealtimeRouter:
         dependencies: Sequence[params.Depends] = (),
     ) -> None:
         """Nest `router`; its handlers join this router's namespace unless `namespace` says otherwise."""
+        router = check_router(router, self, namespace)
         if router is self:
             raise ValueError("a router cannot include itself")
+        if router._includes(self):
+            raise ValueError(
+                f"router {router!r} already includes {self!r} (directly or through routers nested in it); "
+                "including it here would make a cycle"
+            )
         if namespace is not None:
             _check_namespace(namespace)
         self.routers.append((router, namespace, list(dependencies)))
+        mark_included(router, self, namespace)
+
+    def _includes(self, target: RealtimeRouter) -> bool:
+        """Is `target` nested in this router, at any depth?"""
+        seen: set[int] = set()
+        stack = [child for child, _, _ in self.routers]
+        while stack:
+            router = stack.pop()
+            if router is target:
+                return True
+            if id(router) not in seen:
+                seen.add(id(router))
+                stack.extend(child for child, _, _ in router.routers)
+        return False
 
     def flatten(
         self,

@@ -33,13 +33,16 @@ from .exceptions import ConnectionRejected
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
-from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
+from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, check_callable, find_exception_handler
 from .router import (
     H,
     HandlerTable,
     Middleware,
     NamespaceSpec,
+    NotAnAPIRouter,
     RealtimeRouter,
+    check_router,
+    mark_included,
 )
 from .sessions import SessionManager
 from .socket import Socket
@@ -63,6 +66,9 @@ class Realtime(Broadcaster):
 
     Include `realtime.router` into a FastAPI app, or mount the object itself as an ASGI app.
     """
+
+    # What FastAPI's include_router reads first: `app.include_router(realtime)` says what to write.
+    routes = _contains_router = NotAnAPIRouter()
 
     def __init__(
         self,
@@ -328,6 +334,7 @@ class Realtime(Broadcaster):
 
         `dependencies` run before each of its handlers, like `APIRouter` includes.
         """
+        router = check_router(router, self, namespace)
         pairs = [(self._table(spec), table, repr(spec)) for spec, table in router.flatten(namespace, dependencies)]
         # Merge into copies first: a conflict anywhere leaves the server as it was.
         trial: dict[int, HandlerTable] = {}
@@ -335,11 +342,11 @@ class Realtime(Broadcaster):
             trial.setdefault(id(target), target.copy()).merge(table, where)
         for target, table, where in pairs:
             target.merge(table, where)
+        mark_included(router, self, namespace)
 
     def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
         """A per-event middleware for every namespace (see `RealtimeRouter.event_middleware`)."""
-        if not callable(middleware):
-            raise TypeError("event middleware must be an async callable")
+        check_callable(middleware, "event middleware")
         self.event_middlewares.append(middleware)
         return middleware
 
@@ -350,8 +357,7 @@ class Realtime(Broadcaster):
             raise TypeError("exception_handler takes an exception class")
 
         def decorator(handler: ExceptionHandler) -> ExceptionHandler:
-            if not callable(handler):
-                raise TypeError("an exception handler must be callable")
+            check_callable(handler, "exception handler")
             self.exception_handlers[exc_type] = handler
             return handler
 
@@ -424,8 +430,7 @@ class Realtime(Broadcaster):
 
     def use(self, middleware: Middleware) -> Middleware:
         """A connect middleware for every namespace: `async def mw(socket)`; raise ConnectionRejected to refuse."""
-        if not callable(middleware):
-            raise TypeError("middleware must be an async callable")
+        check_callable(middleware, "middleware")
         self.middlewares.append(middleware)
         return middleware
 

@@ -479,6 +479,10 @@ class ClientSocket:
     Every event is recorded from the connection on (`received`), so `wait_for` never misses
     one. Args are kept as sent: with connection state recovery on, stored events carry their
     offset as the last argument, as socket.io-client shows them too.
+
+    As in socket.io-client, events that arrive before the CONNECT reply (the missed events of a
+    recovery) wait until it is processed; then each is recorded in order and, when the session
+    has a pid, its offset becomes the one `reconnect()` sends.
     """
 
     def __init__(
@@ -510,7 +514,9 @@ class ClientSocket:
         self._handlers: dict[str, EventHandler] = {}
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
-        self._connecting: asyncio.Future[dict[str, Any]] | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._sent_pid: str | None = None
+        self._early: list[Packet] = []  # events that came before the CONNECT reply
         self._engine: _Transport | None = None
         self._decoder = Decoder(max_attachments=MAX_ATTACHMENTS)
 
@@ -534,8 +540,9 @@ class ClientSocket:
         engine = self._engine = transport_class(self._client._asgi, self._target, on_message, on_close)
         self._decoder = Decoder(max_attachments=MAX_ATTACHMENTS)
         connecting = self._connecting = asyncio.get_running_loop().create_future()
+        self._early.clear()
         # As socket.io-client: once connected, the pid and the last offset ride in the auth.
-        sent_pid = self.pid
+        sent_pid = self._sent_pid = self.pid
         auth = self._auth
         if sent_pid is not None:
             auth = {"pid": sent_pid, **({"offset": self.offset} if self.offset is not None else {}), **(auth or {})}
@@ -543,17 +550,16 @@ class ClientSocket:
             await engine.open(timeout)
             self._send(Packet(PacketType.CONNECT, self.namespace, auth))
             try:
-                reply = await asyncio.wait_for(connecting, timeout)
+                # The CONNECT reply itself is handled as it arrives (`_connected`), before
+                # any frame that follows it.
+                await asyncio.wait_for(connecting, timeout)
             except BaseException:
+                self.connected = False
                 await engine.close()
                 raise
         finally:
             self._connecting = None
-        self.id = str(reply["sid"])
-        self.pid = reply.get("pid")
-        self.recovered = sent_pid is not None and self.pid == sent_pid
-        self.connected = True
-        self.disconnect_reason = None
+            self._early.clear()
 
     async def reconnect(self, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Connect again with a new Engine.IO session, sending `pid` and the last offset in the auth.
@@ -578,7 +584,11 @@ class ClientSocket:
         kind = packet.type
         if kind is PacketType.CONNECT:
             if self._connecting is not None and not self._connecting.done():
-                self._connecting.set_result(packet.data or {})
+                if isinstance(packet.data, dict) and "sid" in packet.data:
+                    self._connected(packet.data)
+                    self._connecting.set_result(None)
+                else:
+                    self._connecting.set_exception(ConnectionRefused(f"a CONNECT reply without a sid: {packet.data!r}"))
         elif kind is PacketType.CONNECT_ERROR:
             data = packet.data
             error = (
@@ -589,15 +599,10 @@ class ClientSocket:
             if self._connecting is not None and not self._connecting.done():
                 self._connecting.set_exception(error)
         elif kind is PacketType.EVENT or kind is PacketType.BINARY_EVENT:
-            event, *args = packet.data
-            if packet.id is None and self.pid is not None and args and isinstance(args[-1], str):
-                self.offset = args[-1]
-            self.received.append((str(event), tuple(args)))
-            self._arrived.set()
-            self._arrived = asyncio.Event()
-            handler = self._handlers.get(str(event))
-            if handler is not None or packet.id is not None:
-                self._client._spawn(self._run_handler(handler, args, packet.id))
+            if self.connected:
+                self._on_event(packet)
+            elif self._connecting is not None and not self._connecting.done():
+                self._early.append(packet)  # socket.io-client's receiveBuffer
         elif kind is PacketType.ACK or kind is PacketType.BINARY_ACK:
             future = self._acks.pop(packet.id, None) if packet.id is not None else None
             if future is not None and not future.done():
@@ -607,6 +612,30 @@ class ClientSocket:
             engine = self._engine
             if engine is not None:  # the last socket of the session went: close it, as a Manager does
                 self._client._spawn(engine.close())
+
+    def _connected(self, reply: dict[str, Any]) -> None:
+        """The CONNECT reply, as socket.io-client's `onconnect`: the new id and pid first, then
+        the events that came before it, each recorded with the pid now known."""
+        self.id = str(reply["sid"])
+        self.pid = reply.get("pid")
+        self.recovered = self._sent_pid is not None and self.pid == self._sent_pid
+        self.connected = True
+        self.disconnect_reason = None
+        early, self._early = self._early, []
+        for packet in early:
+            self._on_event(packet)
+
+    def _on_event(self, packet: Packet) -> None:
+        event, *args = packet.data
+        # socket.io-client's `_lastOffset`; there an ack callback is the last argument, never an offset
+        if packet.id is None and self.pid is not None and args and isinstance(args[-1], str):
+            self.offset = args[-1]
+        self.received.append((str(event), tuple(args)))
+        self._arrived.set()
+        self._arrived = asyncio.Event()
+        handler = self._handlers.get(str(event))
+        if handler is not None or packet.id is not None:
+            self._client._spawn(self._run_handler(handler, args, packet.id))
 
     async def _run_handler(self, handler: EventHandler | None, args: list[Any], ack_id: int | None) -> None:
         result = None
