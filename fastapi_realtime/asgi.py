@@ -60,7 +60,7 @@ class EngineApp:
 
     def _find(self, sid: str) -> EngineSession | None:
         session = self.manager.get(sid)
-        if session is None and _SID_SHAPE.fullmatch(sid):
+        if session is None and _SID_SHAPE.fullmatch(sid) and not self.manager.ended_recently(sid):
             # Normal right after a session ended; a steady stream of them usually means several
             # processes serve one endpoint without sticky sessions.
             _log_unknown_sid(

@@ -32,7 +32,7 @@ class EngineOptions:
     # A name or a sequence of names; stored as a tuple.
     transports: Transports = ("polling", "websocket")
     allow_upgrades: bool = True
-    # None: same origin only; "*": any origin; a sequence: exactly those origins.
+    # None: same origin only; "*": any origin; a sequence: those origins besides the same origin.
     cors_allowed_origins: str | Sequence[str] | None = None
     cors_credentials: bool = False
     allow_request: AllowRequest | None = None
@@ -80,8 +80,9 @@ class EngineOptions:
             raise ValueError("cookie must be a cookie name or None")
 
     def origin_allowed(self, origin: str, same_origin: str) -> bool:
-        if self.cors_allowed_origins == "*":
+        # The app's own pages are never cross-origin: a list adds origins, it does not replace them.
+        if self.cors_allowed_origins == "*" or origin == same_origin:
             return True
         if self.cors_allowed_origins is None:
-            return origin == same_origin
+            return False
         return origin.rstrip("/") in self._origins

@@ -24,6 +24,10 @@ logger = logging.getLogger("fastapi_realtime.engine")
 _log_parse_error = RateLimitedLog(logger, logging.INFO)
 _log_overflow = RateLimitedLog(logger, logging.WARNING)
 
+# How many ended session ids are remembered, so late requests for them are not taken for
+# requests routed to the wrong process.
+RECENTLY_ENDED = 1024
+
 WsSend = Callable[[EioFrame], Coroutine[Any, Any, None]]
 
 
@@ -380,6 +384,8 @@ class SessionManager:
         self.sessions: dict[str, EngineSession] = {}
         # Sessions not yet admitted by the layer above (see `admit`).
         self.pending = 0
+        # The ids of the last sessions that ended, oldest first (a dict as an ordered set).
+        self.recently_ended: dict[str, None] = {}
         # Set by shutdown and kept until the next start: no handshake slips in meanwhile.
         self.shutting_down = False
 
@@ -399,6 +405,14 @@ class SessionManager:
             del self.sessions[session.sid]
             if not session.admitted:
                 self.pending -= 1
+            ended = self.recently_ended
+            ended[session.sid] = None
+            if len(ended) > RECENTLY_ENDED:
+                del ended[next(iter(ended))]
+
+    def ended_recently(self, sid: str) -> bool:
+        """Was `sid` one of ours that just ended? (A request for it is no sign of misrouting.)"""
+        return sid in self.recently_ended
 
     def admit(self, session: EngineSession) -> None:
         """The layer above accepted the client: it no longer counts as pending."""
