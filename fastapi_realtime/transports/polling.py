@@ -94,7 +94,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 async def handle_post(session: EngineSession, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
     limit = session.manager.options.max_http_buffer_size
     length = header(scope, b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    # isascii: str.isdigit also takes digits int() refuses ("²"); the length check keeps int()
+    # clear of Python's limit on digits.
+    if length is not None and length.isascii() and length.isdigit() and (len(length) > 18 or int(length) > limit):
         await respond(send, 413, b"", None, headers)
         return
     content_type = header(scope, b"content-type") or ""

@@ -416,3 +416,30 @@ async def test_no_handshake_once_shutdown_started() -> None:
         assert [m["type"] for m in sent] == ["websocket.close"]
         await rt.startup()
         assert (await client.get("/", params=params)).status_code == 200
+
+
+@pytest.mark.parametrize(("length", "status"), [("9" * 5000, 413), ("\u00b2", 200), ("-1", 200)])
+@run_async
+async def test_odd_content_length_headers_get_an_answer(length: str, status: int) -> None:
+    """Whatever the Content-Length says (servers differ in what they pass on), the POST gets
+    the protocol's answer, never an exception."""
+    from fastapi_realtime import Realtime
+
+    rt = Realtime()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt), base_url="http://test") as client:
+        sid = parse_open((await client.get("/", params={"EIO": "4", "transport": "polling"})).text)["sid"]
+    sent: list[dict[str, Any]] = []
+    inbox = [{"type": "http.request", "body": b"3", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", length.encode())],
+        "query_string": f"EIO=4&transport=polling&sid={sid}".encode(),
+    }
+    await rt(scope, receive, send)
+    assert sent[0]["status"] == status
