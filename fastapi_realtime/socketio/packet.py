@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from json.encoder import encode_basestring
+from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
 try:
@@ -33,6 +36,12 @@ RESERVED_EVENTS = frozenset(
 
 BINARY_TYPES = (bytes, bytearray, memoryview)
 
+# Ack ids are JavaScript numbers: above this the client could not tell two ids apart.
+MAX_ACK_ID = 2**53 - 1  # Number.MAX_SAFE_INTEGER
+# Longest digit run read as an ack id or attachment count; bounding it keeps int() cheap
+# and clear of Python's int-string-digits limit.
+_MAX_DIGITS = len(str(MAX_ACK_ID))
+
 
 class Packet(NamedTuple):
     """One Socket.IO packet; a named tuple because the hot paths build millions of them."""
@@ -57,6 +66,7 @@ def _refuse(obj: Any) -> Any:
 
 
 def _make_encoder(default: JsonDefault) -> Callable[[Any], str]:
+    # allow_nan=False: inf and nan raise instead of becoming `Infinity`, which JSON.parse refuses.
     if c_make_encoder is not None:
         iterencode = c_make_encoder(None, default, encode_basestring, None, ":", ",", False, False, False)
         return lambda obj: "".join(iterencode(obj, 0))
@@ -66,6 +76,13 @@ def _make_encoder(default: JsonDefault) -> Callable[[Any], str]:
 
 # Built once: plain data (the common case) is encoded with no per-call set-up.
 _encode_plain = _make_encoder(_refuse)
+
+# Surrogates cannot be written as UTF-8; a client can still send one as a `\ud800` escape.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"  # what JavaScript's JSON.stringify writes
 
 
 def _header(type_: int, namespace: str, ack_id: int | None, attachments: int) -> str:
@@ -79,12 +96,30 @@ def _header(type_: int, namespace: str, ack_id: int | None, attachments: int) ->
     return head
 
 
+def _non_finite_path(data: Any) -> str | None:
+    """Where in `data` a float JSON cannot write (inf, nan) sits, as `[1]['a']`; None if nowhere."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    seen: set[int] = set()  # the data may hold a cycle
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return f"{path} is {value!r}"
+        elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((f"{path}[{key!r}]", item) for key, item in reversed(list(items)))
+    return None
+
+
 def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | bytes]:
     """Encode a packet: the text part first, then one bytes item per binary attachment.
 
     EVENT and ACK become BINARY_EVENT / BINARY_ACK when the data holds bytes. Plain data is
     encoded in one pass; only data holding bytes or other objects takes a second pass, whose
-    `default` hook swaps each bytes value for its placeholder.
+    `default` hook swaps each bytes value for its placeholder. Data JSON cannot represent
+    (inf, nan, a reference cycle, an object `default` does not convert) raises ValueError or
+    TypeError saying what it was.
     """
     data = packet.data
     attachments: list[bytes] = []
@@ -92,39 +127,81 @@ def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | byt
         body = ""
     else:
         try:
-            body = _encode_plain(data)
-        except _NotPlain:
+            try:
+                body = _encode_plain(data)
+            except _NotPlain:
 
-            def swap_binary(obj: Any) -> Any:
-                if isinstance(obj, BINARY_TYPES):
-                    attachments.append(bytes(obj))
-                    return {"_placeholder": True, "num": len(attachments) - 1}
-                if default is not None:
-                    return default(obj)
-                raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+                def swap_binary(obj: Any) -> Any:
+                    if isinstance(obj, BINARY_TYPES):
+                        attachments.append(bytes(obj))
+                        return {"_placeholder": True, "num": len(attachments) - 1}
+                    if default is not None:
+                        return default(obj)
+                    raise TypeError(
+                        f"cannot encode {packet.type.name} data: an object of type {type(obj).__name__}"
+                        " is not JSON serializable; convert it first or pass a `default` hook"
+                    )
 
-            body = _make_encoder(swap_binary)(data)
+                body = _make_encoder(swap_binary)(data)
+        except ValueError as exc:
+            where = _non_finite_path(data)
+            if where is None:
+                raise ValueError(f"cannot encode {packet.type.name} data as JSON: {exc}") from exc
+            raise ValueError(
+                f"cannot encode {packet.type.name} data as JSON: data{where}; JSON has no"
+                " inf or nan (send null or a string instead)"
+            ) from exc
+        except RecursionError as exc:
+            raise ValueError(
+                f"cannot encode {packet.type.name} data as JSON: it holds a reference cycle or is nested too deeply"
+            ) from exc
+        if not body.isascii():  # O(1); only non-ASCII text pays for the check
+            try:
+                body.encode("utf-8")  # faster than searching for surrogates
+            except UnicodeEncodeError:
+                body = _SURROGATE.sub(_escape_surrogate, body)
     type_ = packet.type
     if attachments and (type_ == PacketType.EVENT or type_ == PacketType.ACK):
         type_ = _TYPES[type_ + 3]
     return [_header(type_, packet.namespace, packet.id, len(attachments)) + body, *attachments]
 
 
-def _is_placeholder(obj: Any) -> bool:
-    return type(obj) is dict and obj.get("_placeholder") is True
+def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
+    """Put the attachments back in place of their placeholders, in place (`data` is fresh from the
+    JSON parser), with an explicit stack so nesting depth costs no recursion.
 
+    As Node's socket.io-parser: a placeholder is any object whose `_placeholder` is the boolean
+    true (other keys are ignored), and its `num` must index an attachment. Stricter than Node:
+    `num` must be an integer (not 0.0, not true), and every attachment must be referenced
+    exactly once. Anything else raises RemoteProtocolError("Illegal attachments").
+    """
+    count = len(attachments)
+    used = [False] * count
 
-def reconstruct(data: Any, attachments: list[bytes]) -> Any:
-    """Put attachments back in place of their placeholders."""
-    if type(data) is list:
-        return [reconstruct(item, attachments) for item in data]
-    if type(data) is dict:
-        if _is_placeholder(data):
-            num = data.get("num")
-            if type(num) is not int or not 0 <= num < len(attachments):
-                raise RemoteProtocolError("invalid attachment placeholder")
-            return attachments[num]
-        return {key: reconstruct(value, attachments) for key, value in data.items()}
+    def take(placeholder: dict[str, Any]) -> bytes:
+        num = placeholder.get("num")
+        if type(num) is not int or not 0 <= num < count or used[num]:
+            raise RemoteProtocolError("Illegal attachments")
+        used[num] = True
+        return attachments[num]
+
+    if type(data) is dict and data.get("_placeholder") is True:
+        data = take(data)
+    elif type(data) is list or type(data) is dict:
+        stack: list[Any] = [data]
+        while stack:
+            node = stack.pop()
+            for key, value in enumerate(node) if type(node) is list else node.items():
+                kind = type(value)
+                if kind is dict:
+                    if value.get("_placeholder") is True:
+                        node[key] = take(value)  # replacing a value keeps the dict's size: safe mid-iteration
+                    else:
+                        stack.append(value)
+                elif kind is list:
+                    stack.append(value)
+    if not all(used):
+        raise RemoteProtocolError("Illegal attachments")
     return data
 
 
@@ -147,6 +224,46 @@ def _valid_payload(type_: PacketType, data: Any) -> bool:
     return type(data) in (dict, str)  # CONNECT_ERROR
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):  # a literal such as 1e999: JSON numbers are finite
+        raise ValueError(f"number out of range: {literal[:32]}")
+    return value
+
+
+def _no_constant(literal: str) -> Any:
+    raise ValueError(f"{literal} is not JSON")  # NaN, Infinity, -Infinity: Python extensions
+
+
+# The C scanner of a decoder built once, called directly: json.loads would add a copy of the
+# payload, two regex matches and a few calls to every message. parse_constant runs only for
+# the NaN/Infinity literals, parse_float once per float literal (one Python call each).
+# typeshed types make_scanner's context as a scanner; the C scanner reads a JSONDecoder's hooks.
+_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
+    json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)  # type: ignore[arg-type]
+)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, allowed around the value
+
+
+def _skip_whitespace(text: str, pos: int) -> int:
+    match = _WHITESPACE.match(text, pos)
+    return match.end() if match is not None else pos
+
+
+def _parse_json(text: str, pos: int) -> Any:
+    """The JSON value filling text[pos:], as json.loads(text[pos:]) but without copying."""
+    try:
+        try:
+            data, end = _scan(text, pos)
+        except StopIteration:  # no value at pos: perhaps leading whitespace (rare)
+            data, end = _scan(text, _skip_whitespace(text, pos))
+    except (ValueError, StopIteration, RecursionError) as exc:
+        raise RemoteProtocolError("invalid JSON payload") from exc
+    if end != len(text) and _skip_whitespace(text, end) != len(text):
+        raise RemoteProtocolError("invalid JSON payload: data after the value")
+    return data
+
+
 class Header(NamedTuple):
     """A decoded text part: the packet, and how many attachments must follow it."""
 
@@ -155,7 +272,10 @@ class Header(NamedTuple):
 
 
 def decode_text(text: str, *, max_attachments: int) -> Header:
-    """Decode the text part of a packet sent by a client; raise RemoteProtocolError if invalid."""
+    """Decode the text part of a packet sent by a client; raise RemoteProtocolError if invalid.
+
+    Linear in len(text): one scan per field, digit runs bounded, the JSON parsed in place.
+    """
     head = text[:1]
     if not ("0" <= head <= "6") or not head:
         raise RemoteProtocolError(f"unknown packet type {head!r}")
@@ -163,9 +283,9 @@ def decode_text(text: str, *, max_attachments: int) -> Header:
     pos = 1
     end = len(text)
     attachments = 0
-    if type_ in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
-        dash = text.find("-", pos)
-        count = text[pos:dash] if dash != -1 else ""
+    if type_ is PacketType.BINARY_EVENT or type_ is PacketType.BINARY_ACK:
+        dash = text.find("-", 1, _MAX_DIGITS + 2)  # a longer count is illegal anyway
+        count = text[1:dash] if dash != -1 else ""
         if not count.isdigit() or not count.isascii():
             raise RemoteProtocolError("Illegal attachments")
         attachments = int(count)
@@ -179,16 +299,18 @@ def decode_text(text: str, *, max_attachments: int) -> Header:
             namespace, pos = text[pos:], end
         else:
             namespace, pos = text[pos:comma], comma + 1
-    start = pos
-    while pos < end and "0" <= text[pos] <= "9":
-        pos += 1
-    ack_id = int(text[start:pos]) if pos > start else None
-    data: Any = _ABSENT
-    if pos < end:
-        try:
-            data = json.loads(text[pos:])
-        except (ValueError, RecursionError) as exc:
-            raise RemoteProtocolError("invalid JSON payload") from exc
+    ack_id = None
+    if pos < end and "0" <= text[pos] <= "9":
+        start = pos
+        stop = min(end, pos + _MAX_DIGITS + 1)  # one more than allowed, to see a run is too long
+        while pos < stop and "0" <= text[pos] <= "9":
+            pos += 1
+        if pos - start > _MAX_DIGITS:
+            raise RemoteProtocolError("invalid ack id: too many digits")
+        ack_id = int(text[start:pos])
+        if ack_id > MAX_ACK_ID:
+            raise RemoteProtocolError("invalid ack id: above 2**53-1")
+    data: Any = _parse_json(text, pos) if pos < end else _ABSENT
     if not _valid_payload(type_, data):
         raise RemoteProtocolError(f"invalid payload for {type_.name}")
     return Header(Packet(type_, namespace, None if data is _ABSENT else data, ack_id), attachments)

@@ -65,11 +65,36 @@ def test_decode_base64_record(record: str, data: bytes) -> None:
         "\u0664hello",  # ARABIC-INDIC DIGIT FOUR: a digit, but not an ASCII one
         "bAQID!A==",  # invalid base64
         "bAQIDBA",  # bad padding
+        "bA",
+        "b====",
+        "bAQIDBA==AQ==",  # data after the padding
+        "b AQIDBA==",  # whitespace is not skipped
+        "bAQIDBA==\n",
+        "bAQ\u00e9DBA==",  # non-ASCII in base64
+        "b\u0661\u0662\u0663\u0664",  # ARABIC-INDIC digits
+        "b\ud800AAA",  # a lone surrogate (a str that never came off the wire as UTF-8)
+        "\ud800",
+        "\x00",
+        "\u00b2",  # SUPERSCRIPT TWO: isdigit() but not a packet type
+        "b" + "A" * 1_000_001,  # 1 MB, length not a multiple of 4
     ],
 )
 def test_decode_invalid(raw: str) -> None:
     with pytest.raises(RemoteProtocolError):
         decode_packet(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "packet"),
+    [
+        ("4\ud800", Packet(PacketType.MESSAGE, "\ud800")),  # the data is the next layer's business
+        ("4" + "x" * 1_000_000, Packet(PacketType.MESSAGE, "x" * 1_000_000)),
+        ("b" + "AAAA" * 250_000, Packet(PacketType.MESSAGE, b"\x00" * 750_000)),
+        ("6\x1e", Packet(PacketType.NOOP, "\x1e")),
+    ],
+)
+def test_decode_odd_but_valid(raw: str, packet: Packet) -> None:
+    assert decode_packet(raw) == packet
 
 
 def test_open_frame_has_exactly_the_five_keys() -> None:

@@ -63,6 +63,10 @@ def test_round_trip() -> None:
         "abc",  # the suite's "unparseable packet"
         "4a\x1e9",
         "4a\x1eb!!",
+        "4a\x1eb\ud800",
+        "4a\x1e\u0664x",
+        "\x1e" * 5,
+        "4a\x1e" * 20 + "b====",
     ],
 )
 def test_decode_invalid_payload(body: str) -> None:
@@ -74,3 +78,10 @@ def test_packet_count_limit() -> None:
     assert len(decode_payload("\x1e".join(["2"] * 5), max_packets=5)) == 5
     with pytest.raises(RemoteProtocolError):
         decode_payload("\x1e".join(["2"] * 6), max_packets=5)
+
+
+@pytest.mark.parametrize("body", ["\x1e" * 1_000_000, "2\x1e" * 500_000, "4" + "\x1e" * 999_999])
+def test_packet_count_limit_on_huge_bodies(body: str) -> None:
+    """split() stops after max_packets: a body of separators costs one bounded pass."""
+    with pytest.raises(RemoteProtocolError):
+        decode_payload(body)

@@ -96,8 +96,57 @@ def test_encode_default_hook() -> None:
 
 
 def test_encode_unknown_type_without_hook() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="type object is not JSON serializable"):
         encode(Packet(T.EVENT, "/", ["x", object()]))
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (["x", float("inf")], r"data\[1\] is inf"),
+        (["x", {"a": [1.5, float("-inf")]}], r"data\[1\]\['a'\]\[1\] is -inf"),
+        (["x", float("nan")], r"data\[1\] is nan"),
+        (["x", b"bin", (float("nan"),)], r"data\[2\]\[0\] is nan"),  # the binary pass too
+    ],
+)
+def test_encode_non_finite_float_is_a_clear_error(data: list[Any], where: str) -> None:
+    """JSON has no inf or nan: Python's `Infinity`/`NaN` would make every client's JSON.parse fail."""
+    with pytest.raises(ValueError, match=where + ".*JSON has no inf or nan"):
+        encode(Packet(T.EVENT, "/", data))
+
+
+def test_encode_reference_cycle_is_a_clear_error() -> None:
+    cycle: list[Any] = ["x"]
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="reference cycle"):
+        encode(Packet(T.EVENT, "/", cycle))
+
+
+def test_encode_default_hook_error_is_chained() -> None:
+    def refuse(obj: Any) -> Any:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="cannot encode EVENT data as JSON: no") as info:
+        encode(Packet(T.EVENT, "/", ["x", object()]), default=refuse)
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("\ud800", "\\ud800"),
+        ("a\udfffé", "a\\udfffé"),
+        ("é😀", "é😀"),  # astral characters are not surrogates in a Python str
+    ],
+)
+def test_encode_escapes_lone_surrogates(text: str, written: str) -> None:
+    """A client can send `"\\ud800"` (valid JSON); echoed raw it could not be written as UTF-8.
+    JavaScript's JSON.stringify writes such a code point as a `\\uXXXX` escape, and so do we."""
+    (body,) = encode(Packet(T.EVENT, "/", ["m", text]))
+    assert body == f'2["m","{written}"]'
+    assert isinstance(body, str)
+    body.encode("utf-8")
+    assert decode(body).packet.data == ["m", text]
 
 
 def test_encode_binary_and_hook_together() -> None:
@@ -264,6 +313,141 @@ def test_decode_numeric_event_names(text: str) -> None:
 def test_decode_deeply_nested_json_is_a_protocol_error() -> None:
     with pytest.raises(RemoteProtocolError):
         decode("2" + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RemoteProtocolError):
+        decode("2" + "[" * 1_000_000)
+
+
+def test_decode_nested_event_within_the_parser_limit() -> None:
+    header = decode('2["x",' + "[" * 500 + "]" * 500 + "]")
+    assert header.packet.data[0] == "x"
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+@pytest.mark.parametrize(
+    ("text", "ack_id"),
+    [
+        (f'2{MAX_SAFE_INTEGER}["x"]', MAX_SAFE_INTEGER),
+        (f"3/admin,{MAX_SAFE_INTEGER}[]", MAX_SAFE_INTEGER),
+        ('2007["x"]', 7),  # leading zeros: Number("007") is 7 in Node too
+        ('20000000000000001["x"]', 1),  # 16 digits
+    ],
+)
+def test_decode_largest_ack_ids(text: str, ack_id: int) -> None:
+    assert decode(text).packet.id == ack_id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'2{MAX_SAFE_INTEGER + 1}["x"]',  # 9007199254740992: JavaScript cannot tell it from ...993
+        '29999999999999999["x"]',
+        '2123456789012345678["x"]',
+        '200000000000000001["x"]',  # 17 digits, even if the value is small
+        "2" + "1" * 5000 + '["x"]',  # past Python's int-string-digits limit: no ValueError
+        "3" + "9" * 100_000 + "[]",
+        "2/admin," + "1" * 5000 + '["x"]',
+        "6" + "1-" + "1" * 5000 + "[]",
+        "2" + "1" * 5000,
+    ],
+)
+def test_decode_ack_id_out_of_range(text: str) -> None:
+    with pytest.raises(RemoteProtocolError, match="ack id"):
+        decode(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "5" + "1" * 5000 + '-["x"]',
+        "6" + "1" * 5000 + "-1[]",
+        "5" + "0" * 5000 + '-["x"]',
+        "5" + "1" * 17 + '-["x"]',
+        "5" + "1" * 100_000,
+        "5" + "1" * 100_000 + "-",
+    ],
+)
+def test_decode_huge_attachment_count(text: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode(text)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "1e999",
+        "-1e999",
+        "1E400",
+        "1.5e+309",
+        "1" + "0" * 400 + ".0",  # no exponent, still past the largest double
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        '{"a":[1,NaN]}',
+        '{"a":{"b":-Infinity}}',
+    ],
+)
+def test_decode_non_finite_number_is_invalid(payload: str) -> None:
+    """JSON numbers are finite; Python's json would read these as inf/nan (Node's JSON.parse
+    refuses the literals and turns an overflow into Infinity); here both are invalid payloads."""
+    with pytest.raises(RemoteProtocolError, match="invalid JSON"):
+        decode(f'2["m",{payload}]')
+    with pytest.raises(RemoteProtocolError, match="invalid JSON"):
+        decode(f"31[{payload}]")
+
+
+@pytest.mark.parametrize(
+    ("payload", "value"),
+    [("1e308", 1e308), ("-1.7976931348623157e308", -1.7976931348623157e308), ("1e-999", 0.0),
+     ("2.5E-3", 0.0025), ("-0.0", -0.0), ("1" + "0" * 400, 10**400)],
+)
+def test_decode_large_finite_numbers(payload: str, value: float) -> None:
+    assert decode(f'2["m",{payload}]').packet.data == ["m", value]
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [
+        # JSON allows whitespace around the value, so does Node's JSON.parse.
+        ('2 ["x"]', ["x"]),
+        ('2\r\n\t ["x"] \n', ["x"]),
+        ('2/admin, ["x"]', ["x"]),
+        ('27 ["x"]', ["x"]),
+        ("3  []", []),
+    ],
+)
+def test_decode_whitespace_around_json(text: str, data: Any) -> None:
+    assert decode(text).packet.data == data
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['2["x"] ["y"]', '2["x"]x', "2 ", "2\t", '2["x"]\u00a0', '2\u00a0["x"]', '2\ufeff["x"]', "0{} {}"],
+)
+def test_decode_junk_around_json(text: str) -> None:
+    with pytest.raises(RemoteProtocolError):
+        decode(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "namespace"),
+    [
+        ('2/,["x"]', "/"),
+        ('2/a/b/c,["x"]', "/a/b/c"),
+        ('2/é€😀,["x"]', "/é€😀"),
+        ('2/\ud800,["x"]', "/\ud800"),  # a str with a lone surrogate (cannot come off the wire)
+        ('2/a?b=c#d,["x"]', "/a?b=c#d"),
+        ("0/" + "n" * 100_000, "/" + "n" * 100_000),
+    ],
+)
+def test_decode_odd_namespaces(text: str, namespace: str) -> None:
+    """Node keeps whatever sits between the `/` and the first `,`; the server decides if it exists."""
+    assert decode(text).packet.namespace == namespace
+
+
+def test_decode_lone_surrogates_in_strings() -> None:
+    assert decode('2["\\ud800","\ud800"]').packet.data == ["\ud800", "\ud800"]
 
 
 @pytest.mark.parametrize(
