@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,13 +42,21 @@ def run_server(
     args: list[str], port: int, env: dict[str, str] | None = None, output: Any = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `python <args>` (a server listening on `port`) for the duration of the block;
-    `output` (a file) takes its stdout and stderr when given."""
+    `output` (a file) takes its stdout and stderr when given.
+
+    Without `output` the server's output is kept too, shown (pytest shows it for a failing
+    test), and checked as the server stops: an exception that reached the ASGI server fails
+    the test, whatever the test itself looked at.
+    """
+    own = output is None
+    if own:
+        output = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=output,
-        stderr=subprocess.STDOUT if output is not None else None,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, proc)
@@ -59,6 +68,12 @@ def run_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if own:
+            output.seek(0)
+            text = output.read().decode(errors="replace")
+            output.close()
+            sys.stderr.write(text)
+            assert "Exception in ASGI application" not in text, text
 
 
 @contextlib.contextmanager
