@@ -18,6 +18,7 @@ from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, Sessi
 from .router import RealtimeRouter
 from .server import Realtime
 from .socket import Handshake, Socket
+from ._version import __version__
 
 __all__ = [
     "AckTimeoutError",
@@ -45,4 +46,5 @@ __all__ = [
     "RemoteSocket",
     "SessionSnapshot",
     "Socket",
+    "__version__",
 ]

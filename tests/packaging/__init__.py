@@ -1,0 +1,1 @@
+"""The package as a user installs it: wheel, metadata, lowest allowed dependency versions."""
