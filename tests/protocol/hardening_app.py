@@ -4,7 +4,8 @@ Served by uvicorn from tests/protocol/test_hardening.py. Socket.IO lives at /soc
 is on with `skip_middlewares=False`, so a reconnection runs the connect middleware.
 
 * The middleware waits `auth.slow` seconds when asked, and refuses `auth.token == "bad"`.
-* The connect handler records each call (GET /state), joins room "all" and emits `welcome`.
+* The connect handler records each call (GET /state), waits `auth.slow_connect` seconds when
+  asked, joins room "all" and emits `welcome`; the disconnect handler records the reason.
 * `message` comes back as `message-back`; `echo` acks its arguments.
 
 Environment knobs: HARDENING_MAX_PENDING (max_pending_sessions, default 1000).
@@ -31,6 +32,7 @@ rt = Realtime(
 )
 router = RealtimeRouter(namespace="/")
 CONNECT_CALLS: list[str] = []
+DISCONNECTS: dict[str, str] = {}
 
 
 @router.use
@@ -48,9 +50,17 @@ async def gate(socket: Socket) -> None:
 @router.on("connect")
 async def connect(socket: Socket, auth: Any) -> None:
     CONNECT_CALLS.append(socket.id)
+    slow = auth.get("slow_connect") if isinstance(auth, dict) else None
+    if isinstance(slow, (int, float)):
+        await asyncio.sleep(float(slow))
     if not socket.recovered:
         await socket.join("all")
     await socket.emit("welcome", socket.id)
+
+
+@router.on("disconnect")
+async def disconnect(socket: Socket, reason: str) -> None:
+    DISCONNECTS[socket.id] = reason
 
 
 @router.on("message")
@@ -77,6 +87,7 @@ async def state() -> dict[str, Any]:
         "sockets": sorted(s.id for s in sockets),
         "rooms": {s.id: sorted(s.rooms) for s in sockets},
         "adapter_sids": sorted(rt.of("/").adapter.sids),
+        "disconnects": DISCONNECTS,
     }
 
 

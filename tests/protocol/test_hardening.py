@@ -300,6 +300,23 @@ async def test_client_gone_during_slow_middleware_never_reaches_connect_handler(
 
 
 @run_async
+async def test_client_gone_during_connect_handler_gets_its_disconnect_handler(url: str) -> None:
+    """Once the connect handler has run, the disconnect handler runs too, so what the first
+    set up the second can undo."""
+    async with http_client() as client:
+        before = await _state(client, url)
+        ws, _ = await ws_open(url, SIO)
+        await ws.send(connect_packet("/", {"slow_connect": 0.5}))
+        await asyncio.sleep(0.2)  # the connect handler is running
+        await ws.close()
+        await asyncio.sleep(1.0)
+        after = await _state(client, url)
+        (sid,) = [s for s in after["connect_calls"] if s not in before["connect_calls"]]
+        assert after["disconnects"][sid] == "transport close"
+        assert sid not in after["sockets"] and sid not in after["adapter_sids"]
+
+
+@run_async
 async def test_refused_recovery_leaves_the_session_for_its_owner(url: str) -> None:
     """skip_middlewares=False: a reconnection with a stolen pid whose middleware refuses it
     does not consume the owner's stored session."""
