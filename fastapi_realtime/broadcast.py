@@ -206,3 +206,16 @@ class Broadcaster:
 
     async def disconnect_sockets(self, close: bool = False) -> None:
         await self._all().disconnect_sockets(close)
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Run `event`'s `@router.on_server_side` handler on every other node of the cluster."""
+        await self._all().nsp.server_side_emit(event, *args)
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+        """As `server_side_emit`; returns the other nodes' answers, or raises AckTimeoutError
+        (carrying the answers that came) after `timeout` seconds."""
+        return await self._all().nsp.server_side_emit_with_ack(event, *args, timeout=timeout)
+
+    async def server_count(self) -> int:
+        """How many nodes serve the namespace (1 without a cluster adapter)."""
+        return await self._all().nsp.server_count()

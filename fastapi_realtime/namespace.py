@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
-from .adapters.base import AckCallback, Adapter, BroadcastOptions, SocketInfo
+from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, Broadcaster
 from .exceptions import ConnectionRejected
 from .recovery import RecoveryStore
@@ -17,6 +17,12 @@ from .socketio.packet import Packet, PacketType, encode
 if TYPE_CHECKING:
     from .server import Realtime
     from .socket import Socket
+
+
+def _server_side_event(event: str) -> str:
+    if not isinstance(event, str) or not event:
+        raise TypeError("a server-side event name must be a non-empty string")
+    return event
 
 
 class Namespace(Broadcaster):
@@ -40,12 +46,34 @@ class Namespace(Broadcaster):
         parts[0] = "4" + parts[0]  # type: ignore[operator]
         return parts
 
-    async def frames_for(self, packet: Packet, opts: BroadcastOptions) -> list[EioFrame]:
+    async def frames_for(self, packet: Packet, opts: BroadcastOptions, offset: str | None = None) -> list[EioFrame]:
         store = self.recovery
         # Stored (and so given an offset): plain events without an ack id, not volatile (§2.4.2).
         if store is None or opts.volatile or packet.id is not None or packet.type is not PacketType.EVENT:
             return self.encode(packet)
-        return await store.store(packet, opts, self.encode)
+        return await store.store(packet, opts, self.encode, offset)
+
+    async def on_server_side(self, packet: list[Any]) -> Any:
+        handler = self.table.server_side.get(packet[0]) if packet and type(packet[0]) is str else None
+        if handler is None:
+            return NO_ANSWER
+        result = handler(*packet[1:])
+        return await result if inspect.isawaitable(result) else result
+
+    async def server_side_emit(self, event: str, *args: Any) -> None:
+        """Run `event`'s `@router.on_server_side` handler on every other node of the cluster."""
+        await self.adapter.server_side_emit([_server_side_event(event), *args])
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+        """As `server_side_emit`, and return the other nodes' answers (one per node that handles
+        `event`). Raises AckTimeoutError, carrying the answers that came, after `timeout` seconds."""
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError("timeout must be a positive number of seconds")
+        return await self.adapter.server_side_emit_with_ack([_server_side_event(event), *args], float(timeout))
+
+    async def server_count(self) -> int:
+        """How many nodes serve this namespace (1 without a cluster adapter)."""
+        return await self.adapter.server_count()
 
     def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool:
         socket = self.sockets.get(sid)

@@ -86,8 +86,13 @@ class RecoveryStore(ABC):
     """The recovery seam: one instance per namespace."""
 
     @abstractmethod
-    async def store(self, packet: Packet, opts: BroadcastOptions, encode: Encode) -> list[EioFrame]:
-        """Append the packet's offset to its arguments, keep it, and return its frames."""
+    async def store(
+        self, packet: Packet, opts: BroadcastOptions, encode: Encode, offset: str | None = None
+    ) -> list[EioFrame]:
+        """Append the packet's offset to its arguments, keep it, and return its frames.
+
+        `offset` comes from the adapter when it has one for this packet (a stream entry id,
+        which every node emits alike); otherwise the store mints its own."""
 
     @abstractmethod
     async def persist(self, snapshot: SessionSnapshot) -> None:
@@ -146,10 +151,13 @@ class MemoryRecoveryStore(RecoveryStore):
     def _offset(self, seq: int) -> str:
         return f"{self._instance}-{seq}"
 
-    async def store(self, packet: Packet, opts: BroadcastOptions, encode: Encode) -> list[EioFrame]:
+    async def store(
+        self, packet: Packet, opts: BroadcastOptions, encode: Encode, offset: str | None = None
+    ) -> list[EioFrame]:
         self._seq += 1
         seq = self._seq
-        frames = encode(Packet(packet.type, packet.namespace, [*packet.data, self._offset(seq)], packet.id))
+        # A supplied offset is sent as given; this store can only resume from its own.
+        frames = encode(Packet(packet.type, packet.namespace, [*packet.data, offset or self._offset(seq)], packet.id))
         size = _frames_size(frames)
         now = self.clock()
         self._buffer.append(_Entry(seq, now, frames, size, opts.rooms, opts.except_rooms))

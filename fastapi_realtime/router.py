@@ -118,6 +118,8 @@ class HandlerTable:
     middlewares: list[Middleware] = field(default_factory=list)
     event_middlewares: list[EventMiddleware] = field(default_factory=list)
     exception_handlers: dict[type[BaseException], ExceptionHandler] = field(default_factory=dict)
+    # Handlers of events other nodes send with server_side_emit: (*args) -> answer.
+    server_side: dict[str, Handler] = field(default_factory=dict)
 
     def concurrent_events(self, event: Any) -> bool:
         spec = self.events.get(event) if type(event) is str else None
@@ -140,12 +142,13 @@ class HandlerTable:
         return HandlerTable(
             {event: spec.scoped(dependencies, event_middlewares, exception_handlers) for event, spec in self.events.items()},
             add(self.any), add(self.connect), add(self.disconnect), list(self.middlewares),
+            server_side=dict(self.server_side),
         )
 
     def copy(self) -> HandlerTable:
         return HandlerTable(
             dict(self.events), self.any, self.connect, self.disconnect, list(self.middlewares),
-            list(self.event_middlewares), dict(self.exception_handlers),
+            list(self.event_middlewares), dict(self.exception_handlers), dict(self.server_side),
         )
 
     def merge(self, other: HandlerTable, where: str) -> None:
@@ -162,6 +165,10 @@ class HandlerTable:
                 label = "catch-all" if name == "any" else repr(name)
                 raise ValueError(f"two {label} handlers in namespace {where}")
             setattr(self, name, spec)
+        for event, handler in other.server_side.items():
+            if event in self.server_side:
+                raise ValueError(f"two server-side handlers for {event!r} in namespace {where}")
+            self.server_side[event] = handler
         # Event middlewares and exception handlers travel with the handlers (see `scoped`).
         self.middlewares.extend(other.middlewares)
 
@@ -233,6 +240,20 @@ class RealtimeRouter:
                 any=HandlerSpec.from_callable(func, concurrent=concurrent, dependencies=self.dependencies, role="any")
             )
             self.table.merge(single, repr(self.namespace))
+            return func
+
+        return decorator
+
+    def on_server_side(self, event: str) -> Callable[[H], H]:
+        """Handle `event` sent by another node with `server_side_emit` (Node's `io.on(event)`
+        for server-side emits): `async def h(*args)`, called with the event's arguments; its
+        return value is this node's answer to `server_side_emit_with_ack`."""
+        if not isinstance(event, str) or not event:
+            raise TypeError("event must be a non-empty string")
+
+        def decorator(func: H) -> H:
+            check_callable(func, "handler")
+            self.table.merge(HandlerTable(server_side={event: func}), repr(self.namespace))
             return func
 
         return decorator

@@ -15,6 +15,9 @@ from .._types import EioFrame
 from ..socketio.packet import Packet
 
 AckCallback = Callable[[list[Any] | None], None]
+# What `NamespaceHooks.on_server_side` returns when no handler listens: no answer is sent, as
+# in Node (the requester's wait for that node times out).
+NO_ANSWER: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,15 @@ class NamespaceHooks(Protocol):
 
     def encode(self, packet: Packet) -> list[EioFrame]: ...
 
-    async def frames_for(self, packet: Packet, opts: BroadcastOptions) -> list[EioFrame]:
-        """The packet's frames, with its recovery offset when it is a stored event."""
+    async def frames_for(self, packet: Packet, opts: BroadcastOptions, offset: str | None = None) -> list[EioFrame]:
+        """The packet's frames, with its recovery offset when it is a stored event: `offset`
+        when the adapter supplies one (a stream entry id, the same on every node), else one the
+        recovery store mints."""
+        ...
+
+    async def on_server_side(self, packet: list[Any]) -> Any:
+        """Run the server-side handler of `packet[0]` (`@router.on_server_side`) with the rest
+        as its arguments; its answer, or NO_ANSWER when no handler listens."""
         ...
 
     def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool: ...
@@ -153,3 +163,12 @@ class Adapter(ABC):
     async def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
         for sid in self.matching(opts):
             self.nsp.disconnect_local(sid, close)
+
+    async def server_side_emit(self, packet: list[Any]) -> None:
+        """Run `packet[0]`'s server-side handlers on the other nodes (this one is not one of
+        them, as in Node); a single node has none."""
+
+    async def server_side_emit_with_ack(self, packet: list[Any], timeout: float) -> list[Any]:
+        """As `server_side_emit`, and collect each other node's answer within `timeout` seconds;
+        raises AckTimeoutError (with the answers that came) when some node did not answer."""
+        return []
