@@ -7,7 +7,7 @@ UVICORN_WS ?= websockets-sansio
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-floors bench venv run-venv node chromium typecheck clean
+.PHONY: run test test-floors bench venv run-venv node chromium redis typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json
 	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's redis-server backs the Redis adapter tests (each test starts its own on a free port).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; }
+
 # Debian's chromium drives the example app's browser test.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -43,7 +48,7 @@ run: run-venv node
 typecheck: venv
 	$(BIN)/mypy --strict fastapi_realtime
 
-test: venv node chromium typecheck
+test: venv node chromium redis typecheck
 	$(BIN)/python -m pytest -q
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,
