@@ -124,14 +124,16 @@ class BroadcastOperator:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         responses: list[Any] = []
-        expected: list[int] = []
+        counts: list[int] = []  # one per node that said how many clients it reached
+        servers: list[int] = []  # how many nodes there are, once known
 
         def check() -> None:
-            if expected and len(responses) >= sum(expected) and not done.done():
+            # As Node: complete once every node gave its count and every counted client answered.
+            if servers and len(counts) >= servers[0] and len(responses) >= sum(counts) and not done.done():
                 done.set_result(None)
 
         def on_count(count: int) -> None:
-            expected.append(count)
+            counts.append(count)
             check()
 
         def on_ack(args: list[Any] | None) -> None:
@@ -140,8 +142,18 @@ class BroadcastOperator:
                 check()
 
         packet = event_packet(self.nsp.name, event, args)
-        await self.nsp.adapter.broadcast_with_ack(packet, self.options, on_count, on_ack)
         limit = timeout if timeout is not None else self.ack_timeout or DEFAULT_ACK_TIMEOUT
+        opts = self.options if self.ack_timeout == limit else replace(self, ack_timeout=limit).options
+        adapter = self.nsp.adapter
+        await adapter.broadcast_with_ack(packet, opts, on_count, on_ack)
+        if self.is_local:
+            servers.append(1)
+        else:
+            try:
+                servers.append(await adapter.server_count())
+            except Exception:
+                servers.append(1)  # the other nodes cannot be counted: wait for this one
+        check()
         try:
             await asyncio.wait_for(done, limit)
         except asyncio.TimeoutError:

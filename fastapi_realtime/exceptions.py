@@ -57,3 +57,22 @@ class EventValidationError(RealtimeError):
     def __init__(self, errors: list[Any]) -> None:
         super().__init__("event validation failed")
         self.errors = errors
+
+
+class ClusterError(RealtimeError):
+    """A request to the other nodes of a cluster failed; `responses` holds what did come."""
+
+    def __init__(self, message: str, responses: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.responses: list[Any] = responses if responses is not None else []
+
+
+class ClusterTimeoutError(ClusterError, AckTimeoutError):
+    """Some nodes did not answer a cluster request in time (fetch_sockets, server_side_emit_with_ack)."""
+
+    def __init__(self, message: str, responses: list[Any] | None = None) -> None:
+        ClusterError.__init__(self, message, responses)
+
+
+class AdapterUnavailableError(ClusterError, ConnectionError):
+    """The adapter's backend (Redis) cannot be reached for an answer the caller needs."""

@@ -34,6 +34,7 @@ class Namespace(Broadcaster):
         self.table = table
         self.sockets: dict[str, Socket] = {}
         self._ack_id = 0
+        self.json_default = server.json_default
         self.adapter: Adapter = server.adapter_factory(self)
         self.recovery: RecoveryStore | None = server.recovery_factory(self)
 

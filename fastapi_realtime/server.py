@@ -152,6 +152,7 @@ class Realtime(Broadcaster):
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
         self._signals_hooked = False
+        self._started = False
         self._announced = False
         self._route_name = f"fastapi_realtime:{id(self):x}"
         self.manager = SessionManager(self.engine_options, ClientManager(self))
@@ -225,6 +226,11 @@ class Realtime(Broadcaster):
     async def startup(self) -> None:
         self._hook_server_signals()
         self.manager.shutting_down = False
+        # Every declared namespace exists from the start, as in Node: a cluster adapter must be
+        # listening (and counted as a node) before the first client arrives.
+        for name in list(self._static):
+            self.of(name)
+        self._started = True
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.init()
 
@@ -235,6 +241,7 @@ class Realtime(Broadcaster):
             await asyncio.wait(list(self._background), timeout=timeout)
         # The server restores its own signal handlers as it exits; a later run hooks them again.
         self._signals_hooked = False
+        self._started = False
         for nsp in list(self._namespaces.values()):
             await nsp.adapter.close()
             if nsp.recovery is not None:
@@ -440,6 +447,9 @@ class Realtime(Broadcaster):
         nsp = self._namespaces.get(name)
         if nsp is None:
             nsp = self._namespaces[name] = Namespace(self, name, self._table(name))
+            if self._started:
+                # Made while serving: its adapter starts now (shutdown waits for it).
+                self._track(asyncio.get_running_loop().create_task(nsp.adapter.init()))
         return nsp
 
     async def namespace_for(self, name: str, auth: Any) -> Namespace | None:
@@ -478,8 +488,10 @@ class Realtime(Broadcaster):
         store = nsp.recovery
         if store is None:
             return
-        task = asyncio.get_running_loop().create_task(store.persist(snapshot))
-        self._background.add(task)
+        self._track(asyncio.get_running_loop().create_task(store.persist(snapshot)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._background.add(task)  # held: the loop keeps only a weak reference
         task.add_done_callback(self._background.discard)
 
     def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:

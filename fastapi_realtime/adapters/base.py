@@ -46,6 +46,8 @@ class NamespaceHooks(Protocol):
     """The narrow callback surface a namespace offers its adapter."""
 
     name: str
+    # Turns what JSON cannot hold (models, dates) into what it can, as for clients.
+    json_default: Callable[[Any], Any]
 
     def encode(self, packet: Packet) -> list[EioFrame]: ...
 
