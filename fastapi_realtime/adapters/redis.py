@@ -9,7 +9,6 @@ of the request channel.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import string
@@ -17,14 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._logging import RateLimitedLog
-from ..exceptions import AdapterUnavailableError
 from ..socketio.packet import Packet, PacketType
 from . import wire
-from .base import NO_ANSWER, AckCallback, BroadcastOptions, NamespaceHooks, SocketInfo
-from .memory import MemoryAdapter
-from .pending import PendingRequests
-from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, RedisUnavailable, redis_asyncio
+from .base import AckCallback, BroadcastOptions, NamespaceHooks, SocketInfo
+from .cluster import RemoteOps, server_side_packet, socket_info
+from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, redis_asyncio
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -90,7 +86,7 @@ class RedisAdapterFactory:
         return RedisAdapter(nsp, self.link, self.options)
 
 
-class RedisAdapter(MemoryAdapter):
+class RedisAdapter(RemoteOps):
     """Rooms and broadcasts across every node on one Redis (pub/sub: nothing is kept)."""
 
     @classmethod
@@ -136,8 +132,7 @@ class RedisAdapter(MemoryAdapter):
         return RedisAdapterFactory(link, options)
 
     def __init__(self, nsp: NamespaceHooks, link: RedisLink, options: RedisAdapterOptions) -> None:
-        super().__init__(nsp)
-        self.link = link
+        super().__init__(nsp, link)
         self.options = options
         self.uid = node_uid()
         name = nsp.name
@@ -145,11 +140,7 @@ class RedisAdapter(MemoryAdapter):
         self.request_channel = f"{options.key}-request#{name}#"
         self.response_channel = f"{options.key}-response#{name}#"
         self.specific_response_channel = f"{self.response_channel}{self.uid}#"
-        self._requests = PendingRequests()
-        self._acks: dict[str, tuple[Callable[[int], None], AckCallback]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
-        self._warn = RateLimitedLog(logger, logging.WARNING, interval=10.0)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def init(self) -> None:
@@ -168,24 +159,11 @@ class RedisAdapter(MemoryAdapter):
         await self.link.unsubscribe(glob_escape(self.channel) + "*", kind="pattern")
         for channel in (self.request_channel, self.response_channel, self.specific_response_channel):
             await self.link.unsubscribe(channel)
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_tasks()
         await self.link.release()
 
     async def server_count(self) -> int:
-        try:
-            return max(1, await self.link.numsub(self.request_channel))
-        except RedisUnavailable as exc:
-            raise AdapterUnavailableError(str(exc)) from exc
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _malformed(self, channel: str, exc: Exception) -> None:
-        self.link.malformed += 1
-        self._warn("dropped a malformed message on Redis channel %s: %s", channel, exc)
+        return await self.numsub(self.request_channel)
 
     def _json(self, obj: Any) -> bytes:
         return wire.to_json(obj, self.nsp.json_default)
@@ -221,7 +199,7 @@ class RedisAdapter(MemoryAdapter):
             opts = wire.decode_options(raw_opts)
             frames = await self.nsp.frames_for(Packet(PacketType.EVENT, self.nsp.name, data), opts)
         except (wire.MalformedMessage, TypeError, ValueError, RecursionError) as exc:
-            self._malformed(channel, exc)
+            self.malformed(channel, exc)
             return
         self.deliver_local(frames, opts)
 
@@ -230,7 +208,7 @@ class RedisAdapter(MemoryAdapter):
     ) -> None:
         if not opts.local:
             rid = node_uid()
-            self._acks[rid] = (on_count, on_ack)
+            self.expect_acks(rid, on_count, on_ack, opts.timeout or self.options.requests_timeout)
             message = {
                 "uid": self.uid,
                 "requestId": rid,
@@ -239,9 +217,6 @@ class RedisAdapter(MemoryAdapter):
                 "opts": wire.encode_options(opts),
             }
             self.link.publish(self.request_channel, self._pack(message))
-            # As in Node: nothing tells when every remote ack is in, so forget the request later.
-            timeout = opts.timeout if opts.timeout is not None else self.options.requests_timeout
-            asyncio.get_running_loop().call_later(timeout + 1.0, self._acks.pop, rid, None)
         await super().broadcast_with_ack(packet, opts, on_count, on_ack)
 
     # -- requests from other nodes -----------------------------------------------------------
@@ -253,7 +228,7 @@ class RedisAdapter(MemoryAdapter):
             else:
                 await self._on_request(message)
         except (wire.MalformedMessage, TypeError, ValueError, KeyError, RecursionError) as exc:
-            self._malformed(channel, exc)
+            self.malformed(channel, exc)
 
     def _respond(self, request: dict[str, Any], payload: bytes) -> None:
         channel = self.response_channel
@@ -274,7 +249,7 @@ class RedisAdapter(MemoryAdapter):
             if not own:
                 rid = wire.expect_str(request.get("requestId"), "requestId")
                 opts = wire.decode_options(request.get("opts"))
-                sockets = [socket_payload(info) for info in await MemoryAdapter.fetch_sockets(self, opts)]
+                sockets = self.local_sockets(opts)
                 self._respond(request, self._json({"requestId": rid, "sockets": sockets}))
         elif kind == SERVER_SIDE_EMIT:
             if not own:
@@ -291,76 +266,50 @@ class RedisAdapter(MemoryAdapter):
         # Other types are answers or come from newer peers: ignored, as Node does.
 
     def _on_remote_membership(self, kind: int, request: dict[str, Any]) -> None:
-        if "opts" in request and request["opts"] is not None:
+        if request.get("opts") is not None:
             opts = wire.decode_options(request["opts"])
             if kind == REMOTE_DISCONNECT:
-                close = request.get("close", False)
-                for sid in self.matching(opts):
-                    self.nsp.disconnect_local(sid, bool(close))
-                return
-            rooms = wire.room_list(request.get("rooms"), "rooms")
-            for sid in self.matching(opts):
-                if kind == REMOTE_JOIN:
-                    self.add_all(sid, rooms)
-                else:
-                    for room in rooms:
-                        self.remove(sid, room)
+                self.disconnect_matching(opts, bool(request.get("close", False)))
+            else:
+                self.apply_membership(opts, wire.room_list(request.get("rooms"), "rooms"), kind == REMOTE_JOIN)
             return
         # The older form: one socket by id, answered with the request id.
         sid = wire.expect_str(request.get("sid"), "sid")
         if sid not in self.sids:
             return
+        only = BroadcastOptions(rooms=frozenset((sid,)))
         if kind == REMOTE_DISCONNECT:
-            self.nsp.disconnect_local(sid, bool(request.get("close", False)))
+            self.disconnect_matching(only, bool(request.get("close", False)))
         else:
-            rooms = wire.room_list([request.get("room")], "room")
-            if kind == REMOTE_JOIN:
-                self.add_all(sid, rooms)
-            else:
-                self.remove(sid, rooms[0])
+            self.apply_membership(only, wire.room_list([request.get("room")], "room"), kind == REMOTE_JOIN)
         if isinstance(request.get("requestId"), str):
             self._respond(request, self._json({"requestId": request["requestId"]}))
 
     def _on_server_side(self, request: dict[str, Any]) -> None:
-        data = request.get("data")
-        if not isinstance(data, list) or not data or not isinstance(data[0], str):
-            raise wire.MalformedMessage("server-side emit data is not [event, ...args]")
+        packet = server_side_packet(request.get("data"))
         rid = request.get("requestId")
 
-        async def run() -> None:
-            try:
-                answer = await self.nsp.on_server_side(data)
-            except Exception:
-                logger.exception("server-side handler for %r failed on %s", data[0], self.nsp.name)
-                return
-            if rid is not None and answer is not NO_ANSWER:
-                # Always to the common response channel, as Node does for this type.
-                self.link.publish(
-                    self.response_channel,
-                    self._json({"type": SERVER_SIDE_EMIT, "requestId": rid, "data": answer}),
-                )
+        def answer(value: Any) -> None:
+            # Always to the common response channel, as Node does for this type.
+            payload = {"type": SERVER_SIDE_EMIT, "requestId": rid, "data": value}
+            self.link.publish(self.response_channel, self._json(payload))
 
-        self._spawn(run())
+        self.run_server_side(packet, None if rid is None else answer)
 
     def _on_remote_broadcast_with_ack(self, request: dict[str, Any]) -> None:
         rid = wire.expect_str(request.get("requestId"), "requestId")
         data = wire.event_data(request.get("packet"), self.nsp.name)
         if data is None:
             return
-        opts = wire.decode_options(request.get("opts"))
 
         def on_count(count: int) -> None:
             payload = {"type": BROADCAST_CLIENT_COUNT, "requestId": rid, "clientCount": count}
             self._respond(request, self._json(payload))
 
-        def on_ack(args: list[Any] | None) -> None:
-            if args is None:
-                return  # the client left: nothing to send (Node's ack is never called)
-            # Node passes on the first argument of each client's ack.
-            payload = {"type": BROADCAST_ACK, "requestId": rid, "packet": args[0] if args else None}
-            self._respond(request, self._pack(payload))
+        def on_ack(arg: Any) -> None:
+            self._respond(request, self._pack({"type": BROADCAST_ACK, "requestId": rid, "packet": arg}))
 
-        self._spawn(MemoryAdapter.broadcast_with_ack(self, Packet(PacketType.EVENT, self.nsp.name, data), opts, on_count, on_ack))
+        self.broadcast_for_other(data, wire.decode_options(request.get("opts")), on_count, on_ack)
 
     def _on_response(self, response: dict[str, Any]) -> None:
         found = response.get("requestId")
@@ -386,20 +335,11 @@ class RedisAdapter(MemoryAdapter):
             self._requests.answer(rid, [response.get("data")])
 
     # -- cluster-wide operations ---------------------------------------------------------------
-    async def _count_others(self, what: str) -> int:
-        try:
-            return await self.server_count() - 1
-        except AdapterUnavailableError as exc:
-            raise AdapterUnavailableError(f"{what}: {exc}") from exc
-
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[SocketInfo]:
         local = await super().fetch_sockets(opts)
         if opts.local:
             return local
-        try:
-            others = await self._count_others("fetch_sockets")
-        except AdapterUnavailableError as exc:
-            raise AdapterUnavailableError(str(exc), list(local)) from None
+        others = await self.count_others("fetch_sockets", list(local))
         if others <= 0:
             return local
         rid = node_uid()
@@ -432,7 +372,7 @@ class RedisAdapter(MemoryAdapter):
         self.link.publish(self.request_channel, self._json(request))
 
     async def server_side_emit_with_ack(self, packet: list[Any], timeout: float) -> list[Any]:
-        others = await self._count_others("server_side_emit_with_ack")
+        others = await self.count_others("server_side_emit_with_ack")
         if others <= 0:
             return []
         rid = node_uid()
@@ -444,21 +384,3 @@ class RedisAdapter(MemoryAdapter):
 
 def _plain_opts(opts: BroadcastOptions) -> dict[str, Any]:
     return {"rooms": sorted(opts.rooms), "except": sorted(opts.except_rooms)}
-
-
-def socket_payload(info: SocketInfo) -> dict[str, Any]:
-    """A socket as Node's RemoteSocket is built from: id, handshake, rooms, data."""
-    return {"id": info.id, "handshake": info.handshake, "rooms": sorted(info.rooms), "data": info.data}
-
-
-def socket_info(item: Any, namespace: str) -> SocketInfo:
-    item = wire.expect_dict(item, "socket")
-    handshake = item.get("handshake")
-    data = item.get("data")
-    return SocketInfo(
-        id=wire.expect_str(item.get("id"), "socket id"),
-        namespace=namespace,
-        rooms=set(wire.room_list(item.get("rooms"), "socket rooms")),
-        data=data if data is not None else {},
-        handshake=handshake if isinstance(handshake, dict) else {},
-    )
