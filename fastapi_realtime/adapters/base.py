@@ -91,30 +91,42 @@ class Adapter(ABC):
         return 1
 
     # -- local bookkeeping ---------------------------------------------------------------------
+    def room_created(self, room: str) -> None:
+        """A room got its first local member (a sharded adapter subscribes to its channel)."""
+
+    def room_deleted(self, room: str) -> None:
+        """A room lost its last local member."""
+
     def add_all(self, sid: str, rooms: Iterable[str]) -> None:
         joined = self.sids.setdefault(sid, set())
+        all_rooms = self.rooms
         for room in rooms:
             if room not in joined:
                 joined.add(room)
-                self.rooms.setdefault(room, set()).add(sid)
+                members = all_rooms.get(room)
+                if members is None:
+                    all_rooms[room] = {sid}
+                    self.room_created(room)
+                else:
+                    members.add(sid)
 
     def remove(self, sid: str, room: str) -> None:
         joined = self.sids.get(sid)
         if joined is not None:
             joined.discard(room)
+        self._leave(sid, room)
+
+    def remove_all(self, sid: str) -> None:
+        for room in self.sids.pop(sid, ()):
+            self._leave(sid, room)
+
+    def _leave(self, sid: str, room: str) -> None:
         members = self.rooms.get(room)
         if members is not None:
             members.discard(sid)
             if not members:
                 del self.rooms[room]
-
-    def remove_all(self, sid: str) -> None:
-        for room in self.sids.pop(sid, ()):
-            members = self.rooms.get(room)
-            if members is not None:
-                members.discard(sid)
-                if not members:
-                    del self.rooms[room]
+                self.room_deleted(room)
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))
