@@ -178,7 +178,8 @@ class Client:
                     socket.pid = snapshot.pid
                     socket.recovered = True
                     socket.data = snapshot.data
-                    nsp.adapter.add_all(snapshot.sid, snapshot.rooms)
+                    # No await since the store's replay ended: nothing falls in between.
+                    nsp.begin_recovery(snapshot.sid, snapshot.rooms)
                     return socket, restored
         socket = Socket(nsp, self, self.server.generate_socket_id(), auth)
         socket.pid = generate_pid()

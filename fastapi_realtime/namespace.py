@@ -33,6 +33,8 @@ class Namespace(Broadcaster):
         self.name = name
         self.table = table
         self.sockets: dict[str, Socket] = {}
+        # Recovered sockets not yet admitted: what reaches them meanwhile waits here, in order.
+        self._recovering: dict[str, list[EioFrame]] = {}
         self._ack_id = 0
         self.json_default = server.json_default
         self.adapter: Adapter = server.adapter_factory(self)
@@ -78,7 +80,19 @@ class Namespace(Broadcaster):
 
     def deliver(self, sid: str, frames: Sequence[EioFrame], volatile: bool) -> bool:
         socket = self.sockets.get(sid)
-        return socket is not None and socket.send_frames(frames, volatile)
+        if socket is None:
+            pending = self._recovering.get(sid)
+            if pending is None or volatile:
+                return False
+            pending.extend(frames)
+            return True
+        return socket.send_frames(frames, volatile)
+
+    def begin_recovery(self, sid: str, rooms: Sequence[str]) -> None:
+        """A recovered session rejoins its rooms now, in the step that ended its replay, so no
+        event falls between the replay and live delivery; events for it wait until it is admitted."""
+        self._recovering[sid] = []
+        self.adapter.add_all(sid, rooms)
 
     def register_ack(self, sid: str, ack_id: int, callback: AckCallback) -> bool:
         socket = self.sockets.get(sid)
@@ -107,10 +121,14 @@ class Namespace(Broadcaster):
     def add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, (socket.id,))
+        pending = self._recovering.pop(socket.id, None)
+        if pending:
+            socket.send_frames(pending)  # held until the CONNECT reply, after the replay
 
     def remove(self, socket: Socket) -> None:
         if self.sockets.get(socket.id) is socket:
             del self.sockets[socket.id]
+        self._recovering.pop(socket.id, None)
         self.adapter.remove_all(socket.id)
 
     async def run_middlewares(self, socket: Socket) -> None:

@@ -478,6 +478,11 @@ class Realtime(Broadcaster):
             return None
         if self._recovery_store is not None:
             return self._recovery_store(nsp, self.recovery)
+        # An adapter that keeps events for every node (Redis Streams) keeps sessions too.
+        provided = getattr(nsp.adapter, "recovery_store", None)
+        if callable(provided):
+            store: RecoveryStore = provided(self.recovery)
+            return store
         return MemoryRecoveryStore(self.recovery)
 
     def generate_socket_id(self) -> str:

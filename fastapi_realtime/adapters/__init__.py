@@ -4,15 +4,20 @@ The Redis adapters import redis-py and msgpack only when they are used (`fastapi
 """
 
 from .base import Adapter, BroadcastOptions, NamespaceHooks, SocketInfo
+from .emitter import AsyncRedisEmitter, RedisEmitter
 from .memory import MemoryAdapter
 from .redis import RedisAdapter, RedisAdapterFactory
+from .redis_streams import RedisStreamsAdapter
 
 __all__ = [
     "Adapter",
+    "AsyncRedisEmitter",
     "BroadcastOptions",
     "MemoryAdapter",
     "NamespaceHooks",
     "RedisAdapter",
     "RedisAdapterFactory",
+    "RedisEmitter",
+    "RedisStreamsAdapter",
     "SocketInfo",
 ]

@@ -128,15 +128,7 @@ class RedisLink:
                 if not self._outbox:
                     break
                 await asyncio.sleep(0.01)
-        for task in (self._reader, self._writer):
-            if task is not None:
-                task.cancel()
-        for task in (self._reader, self._writer):
-            if task is not None:
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):
-                    pass
+        await stop_tasks([t for t in (self._reader, self._writer) if t is not None])
         self._reader = self._writer = None
         await self._close_pubsub()
         client, self.client = self.client, None
@@ -211,7 +203,8 @@ class RedisLink:
 
     async def _read_loop(self) -> None:
         delay = self.options.reconnect_min
-        while True:
+        current = asyncio.current_task()
+        while current is None or not current.cancelling():
             if not self._subs:
                 self._changed.clear()
                 await self._changed.wait()
@@ -222,7 +215,7 @@ class RedisLink:
                 self._pubsub = pubsub
                 await self._send_subscribe(pubsub, [sub for _, sub in items], [name for (_, name), _ in items])
                 sharded = any(sub.kind == "shard" for _, sub in items)
-                while True:
+                while current is None or not current.cancelling():
                     if sharded and self.is_cluster:
                         message = await pubsub.get_sharded_message(timeout=1.0)
                     else:
@@ -290,7 +283,8 @@ class RedisLink:
 
     async def _write_loop(self) -> None:
         delay = self.options.reconnect_min
-        while True:
+        current = asyncio.current_task()
+        while current is None or not current.cancelling():
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             batch, self._outbox = self._outbox, []
@@ -347,6 +341,18 @@ class RedisLink:
             return await self.client.execute_command(*args)
         except Exception as exc:
             raise RedisUnavailable(f"Redis command {args[0]} failed: {exc}") from exc
+
+
+async def stop_tasks(tasks: list[asyncio.Task[Any]], timeout: float = 2.0) -> None:
+    """Cancel and wait, a bounded time: some redis-py versions swallow a cancellation that lands
+    inside a command, so a task may need its loop's own check (the task's `cancelling()`)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: nothing to report at shutdown
 
 
 def _text(value: Any) -> str:

@@ -17,6 +17,7 @@ Environment: REDIS_URL, ADAPTER ("redis", "sharded" or "streams"), NODE_NAME, AD
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -55,6 +56,8 @@ rt = Realtime(
 )
 
 RECEIVED: list[dict[str, Any]] = []  # server-side events
+TICKS: dict[str, int] = {}  # ticker tag -> ticks emitted
+_TICKERS: dict[str, asyncio.Task[None]] = {}
 EVENTS: list[dict[str, Any]] = []  # client events seen by this node
 
 
@@ -168,6 +171,29 @@ async def control(op: str, request: Request) -> Any:
                 body["event"], *args, timeout=body.get("timeout", 2000) / 1000))}
         except AckTimeoutError as exc:
             return {"error": str(exc), "responses": tobin(exc.responses)}
+    if op == "ticker":
+        # Emits `tick` (NODE_NAME, tag, n) to a room every `interval` s, independently of clients.
+        tag = body["tag"]
+        TICKS[tag] = 0
+
+        async def tick() -> None:
+            deadline = asyncio.get_running_loop().time() + body.get("max_seconds", 30)
+            while asyncio.get_running_loop().time() < deadline and tag in _TICKERS:
+                await nsp.to(body["room"]).emit("tick", NODE_NAME, tag, TICKS[tag])
+                TICKS[tag] += 1
+                await asyncio.sleep(body.get("interval", 0.01))
+
+        _TICKERS[tag] = asyncio.get_running_loop().create_task(tick())
+        return {"ok": True}
+    if op == "stopTicker":
+        task = _TICKERS.pop(body["tag"], None)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        return {"ticks": TICKS.get(body["tag"], 0)}
     if op == "serverCount":
         return {"count": await nsp.server_count()}
     if op == "received":
