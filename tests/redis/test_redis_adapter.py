@@ -106,3 +106,29 @@ def test_three_nodes_count_and_answer(redis_server: RedisServer) -> None:
                     await client.close()
 
         run(body)
+
+
+def test_uvicorn_workers_are_one_app_with_the_redis_adapter(redis_server: RedisServer) -> None:
+    """`uvicorn --workers 2`: WebSocket clients land on either worker (no stickiness needed),
+    and broadcasts, acks and fetch_sockets span both."""
+    with python_node(redis_server.url, name="w", workers=2) as node:
+
+        async def body() -> None:
+            async def counted() -> None:
+                while (await node.acontrol("serverCount"))["count"] != 2:
+                    await asyncio.sleep(0.1)
+
+            await asyncio.wait_for(counted(), 20)
+            clients = [await Client(node.url).connect({"rooms": ["r"]}) for _ in range(8)]
+            try:
+                # the control request, like the clients, is served by whichever worker takes it
+                await node.acontrol("emit", rooms=["r"], event="all-workers", args=[])
+                await until(lambda: all(c.got("all-workers") for c in clients), what="every client")
+                assert len(await node.acontrol("fetchSockets", rooms=["r"])) == 8
+                res = await node.acontrol("emitWithAck", rooms=["r"], event="q", args=[], timeout=3000)
+                assert len(res["responses"]) == 8 and "error" not in res
+            finally:
+                for c in clients:
+                    await c.close()
+
+        run(body)
