@@ -168,8 +168,23 @@ def test_install_line_comes_after_make() -> None:
 # --------------------------------------------------------------------------- every block
 
 
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the blocks that use one (they read REDIS_URL, as the README runs them)."""
+    from tests.redis.conftest import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("b", PYTHON, ids=[b.label for b in PYTHON])
-def test_block_runs(b: Block, tmp_path: Path) -> None:
+def test_block_runs(b: Block, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "REDIS_URL" in b.source:
+        monkeypatch.setenv("REDIS_URL", request.getfixturevalue("redis_url"))
     if "skip" in b.directives:
         # Not a program, but it must still be valid Python (top-level await allowed).
         compile(b.source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
@@ -417,3 +432,33 @@ def test_sticky_cookie() -> None:
     answer = handshake(run("cookie")["realtime"])
     sid = json.loads(answer.text[1:])["sid"]
     assert answer.headers["set-cookie"] == f"io={sid}; Path=/; HttpOnly; SameSite=Lax"
+
+
+# --------------------------------------------------------------------------- several nodes with Redis
+
+
+@contextmanager
+def serve_with(name: str, tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """Block `name` as `app.py` under uvicorn, with environment `env` (REDIS_URL)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "app.py").write_text(module_source(name), encoding="utf-8")
+    port = free_port()
+    args = ["-m", "uvicorn", "app:app", "--app-dir", str(tmp_path), "--host", "127.0.0.1",
+            "--port", str(port), "--ws", WS_IMPL, "--log-level", "warning"]
+    with run_server(args, port, env):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.anyio
+async def test_two_nodes_with_redis(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"REDIS_URL": redis_url}
+    with serve_with("redis-two-nodes", tmp_path / "a", env) as a, serve_with("redis-two-nodes", tmp_path / "b", env) as b:
+        async with sio_client(a) as (ada, ada_heard), sio_client(b) as (_, bob_heard):
+            await ada.emit("say", "hello from node a")
+            assert await next_event(bob_heard) == ("said", "hello from node a")
+            assert await next_event(ada_heard) == ("said", "hello from node a")
+            # The emitter block, run as printed, reaches the lobby on both nodes.
+            monkeypatch.setenv("REDIS_URL", redis_url)
+            run("emitter")
+            assert await next_event(bob_heard) == ("said", "the nightly report is ready")
+            assert await next_event(ada_heard) == ("said", "the nightly report is ready")
