@@ -8,6 +8,7 @@ from .emitter import AsyncRedisEmitter, RedisEmitter
 from .memory import MemoryAdapter
 from .redis import RedisAdapter, RedisAdapterFactory
 from .redis_streams import RedisStreamsAdapter
+from .sharded import ShardedRedisAdapter
 
 __all__ = [
     "Adapter",
@@ -19,5 +20,6 @@ __all__ = [
     "RedisAdapterFactory",
     "RedisEmitter",
     "RedisStreamsAdapter",
+    "ShardedRedisAdapter",
     "SocketInfo",
 ]

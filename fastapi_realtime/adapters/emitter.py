@@ -26,6 +26,7 @@ from fastapi.encoders import jsonable_encoder
 
 from ..socketio.packet import RESERVED_EVENTS, PacketType
 from . import wire
+from .redis_link import check_client_options, check_url, client_options
 
 __all__ = ["AsyncEmitterOperator", "AsyncRedisEmitter", "EmitterOperator", "RedisEmitter"]
 
@@ -180,7 +181,7 @@ class _Target:
 class _Link:
     """The client the emitters of one `from_url` / `from_client` share, and whether it is ours."""
 
-    __slots__ = ("client", "owned", "closed")
+    __slots__ = ("client", "closed", "owned")
 
     def __init__(self, client: Any, owned: bool) -> None:
         self.client = client
@@ -209,24 +210,11 @@ def _check_key(key: Any) -> str:
 
 
 def _client_from_url(url: Any, redis_options: Mapping[str, Any] | None, asyncio: bool) -> Any:
-    if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"a Redis URL like redis://host:6379/0 is needed, got {url!r}")
-    if redis_options is not None and not isinstance(redis_options, Mapping):
-        raise TypeError("redis_options must be a mapping of redis-py connection options")
+    url = check_url(url)
     wire._msgpack()  # fail here, not at the first emit, when msgpack is missing
     redis = _redis()
-    # Bounded waits: a worker should get an error, not hang, when Redis is away.
-    options: dict[str, Any] = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0, "health_check_interval": 10}
-    options.update(redis_options or {})
     cls = redis.asyncio.Redis if asyncio else redis.Redis
-    client = cls.from_url(url, **options)
-    # redis-py keeps unknown options until it first connects; make one connection object (no
-    # I/O) so that a misspelt option fails here.
-    pool = client.connection_pool
-    try:
-        pool.connection_class(**pool.connection_kwargs)
-    except TypeError as exc:
-        raise TypeError(f"a redis_options entry is not a redis-py connection option: {exc}") from None
+    client = check_client_options(cls.from_url(url, **client_options(redis_options)))
     return client
 
 
@@ -406,7 +394,11 @@ class _Emitter(Generic[OpT]):
 
 class RedisEmitter(_Emitter[EmitterOperator]):
     """Publishes to a Socket.IO cluster through redis-py's blocking client; thread-safe as
-    that client is. Use `from_url` or `from_client`; close it (or use `with`) when done."""
+    that client is. Use `from_url` or `from_client`; close it (or use `with`) when done.
+
+    Publishing methods return what PUBLISH answered: how many Redis subscribers got the message
+    (one per node serving the namespace; 0: no server heard it). Redis errors propagate.
+    """
 
     __slots__ = ()
     _operator = EmitterOperator

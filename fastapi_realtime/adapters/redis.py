@@ -20,7 +20,7 @@ from ..socketio.packet import Packet, PacketType
 from . import wire
 from .base import AckCallback, BroadcastOptions, NamespaceHooks, SocketInfo
 from .cluster import RemoteOps, server_side_packet, socket_info
-from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, redis_asyncio
+from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, url_connector
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -62,19 +62,6 @@ class RedisAdapterOptions:
             raise ValueError("publish_on_specific_response_channel must be a bool")
 
 
-def _client_from_url(url: str, redis_options: dict[str, Any] | None) -> Callable[[], Any]:
-    if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"a Redis URL like redis://host:6379/0 is needed, got {url!r}")
-    redis_asyncio()  # fail at construction, not at start-up, when redis-py is missing
-    options = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0, "health_check_interval": 10}
-    options.update(redis_options or {})
-
-    def connect() -> Any:
-        return redis_asyncio().Redis.from_url(url, **options)
-
-    return connect
-
-
 class RedisAdapterFactory:
     """What `Realtime(adapter=...)` takes: makes one adapter per namespace over one shared link."""
 
@@ -109,7 +96,7 @@ class RedisAdapter(RemoteOps):
             requests_timeout=requests_timeout,
             publish_on_specific_response_channel=publish_on_specific_response_channel,
         )
-        link = RedisLink(_client_from_url(url, redis_options), options=LinkOptions(max_outbox=max_outbox))
+        link = RedisLink(url_connector(url, redis_options), options=LinkOptions(max_outbox=max_outbox))
         return RedisAdapterFactory(link, options)
 
     @classmethod
@@ -173,6 +160,8 @@ class RedisAdapter(RemoteOps):
 
     # -- broadcasting ----------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        # Encoded for local clients first: data they cannot take raises before anything leaves.
+        frames = await self.nsp.frames_for(packet, opts)
         if not opts.local:
             message = [self.uid, wire.event_packet_dict(self.nsp.name, packet.data), wire.encode_options(opts)]
             channel = self.channel
@@ -180,7 +169,7 @@ class RedisAdapter(RemoteOps):
                 (room,) = opts.rooms
                 channel += room + "#"
             self.link.publish(channel, self._pack(message))
-        await super().broadcast(packet, opts)
+        self.deliver_local(frames, opts)
 
     async def _on_broadcast(self, channel: str, raw: bytes) -> None:
         room = channel[len(self.channel) : -1] if channel.endswith("#") else ""

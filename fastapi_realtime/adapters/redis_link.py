@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,10 @@ Handler = Callable[[str, bytes], Awaitable[None] | None]
 # subscriber keeps trying in the background).
 SUBSCRIBE_WAIT = 5.0
 DEFAULT_MAX_OUTBOX = 100_000
+# How long one read of a Redis Cluster's shard channels may wait. redis-py's ClusterPubSub holds
+# a node's connection while it reads it, and an SSUBSCRIBE to that node waits until the read
+# ends, so a short slice keeps subscribing to a room's channel quick.
+CLUSTER_SHARD_POLL = 0.1
 
 
 def redis_asyncio() -> Any:
@@ -35,6 +39,49 @@ def redis_asyncio() -> Any:
     except ImportError as exc:
         raise ImportError("the Redis adapters need redis-py: pip install 'fastapi-realtime[redis]'") from exc
     return redis.asyncio
+
+
+def check_url(url: Any) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"a Redis URL like redis://host:6379/0 is needed, got {url!r}")
+    return url
+
+
+def client_options(redis_options: Mapping[str, Any] | None, socket_timeout: float = 5.0) -> dict[str, Any]:
+    """Bounded waits by default (an error, not a hang, when Redis is away), then the user's."""
+    if redis_options is not None and not isinstance(redis_options, Mapping):
+        raise TypeError("redis_options must be a mapping of redis-py client options")
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 2.0, "socket_timeout": socket_timeout, "health_check_interval": 10
+    }
+    options.update(redis_options or {})
+    return options
+
+
+def check_client_options(client: Any) -> Any:
+    """redis-py keeps unknown options until it first connects; one connection object (no I/O)
+    makes a misspelt option fail at construction instead of in the serving loop."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        try:
+            pool.connection_class(**pool.connection_kwargs)
+        except TypeError as exc:
+            raise TypeError(f"a redis_options entry is not a redis-py connection option: {exc}") from None
+    return client
+
+
+def url_connector(
+    url: str, redis_options: Mapping[str, Any] | None, socket_timeout: float = 5.0
+) -> Callable[[], Any]:
+    """Checks the URL and options now; makes a `redis.asyncio.Redis` each time it is called."""
+    url = check_url(url)
+    options = client_options(redis_options, socket_timeout)
+    check_client_options(redis_asyncio().Redis.from_url(url, **options))
+
+    def connect() -> Any:
+        return redis_asyncio().Redis.from_url(url, **options)
+
+    return connect
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,7 +264,7 @@ class RedisLink:
                 sharded = any(sub.kind == "shard" for _, sub in items)
                 while current is None or not current.cancelling():
                     if sharded and self.is_cluster:
-                        message = await pubsub.get_sharded_message(timeout=1.0)
+                        message = await pubsub.get_sharded_message(timeout=CLUSTER_SHARD_POLL)
                     else:
                         message = await pubsub.get_message(timeout=1.0)
                     if message is None:
@@ -302,10 +349,12 @@ class RedisLink:
                 delay = min(delay * 2, self.options.reconnect_max)
 
     async def _send(self, batch: list[tuple[str, str, bytes]]) -> None:
-        if len(batch) == 1 or self.is_cluster:
+        if len(batch) == 1 or (self.is_cluster and any(command != "SPUBLISH" for command, _, _ in batch)):
             for command, channel, payload in batch:
                 await self.client.execute_command(command, channel, payload)
             return
+        # On a cluster, redis-py's pipeline sends each SPUBLISH to the node owning its channel's
+        # slot, in order per node.
         pipe = self.client.pipeline(transaction=False)
         for command, channel, payload in batch:
             pipe.execute_command(command, channel, payload)
@@ -319,22 +368,35 @@ class RedisLink:
 
     # -- commands whose answer matters -----------------------------------------------------------
     async def numsub(self, channel: str, *, sharded: bool = False) -> int:
-        """Subscribers of `channel` across the deployment (every master of a cluster)."""
+        """Subscribers of `channel` across the deployment (summed over every node of a cluster)."""
         command = "SHARDNUMSUB" if sharded else "NUMSUB"
         try:
             if self.is_cluster:
-                if sharded:
-                    reply = await self.client.execute_command("PUBSUB", command, channel)
-                else:
-                    replies = await self.client.execute_command(
-                        "PUBSUB", command, channel, target_nodes=self.client.PRIMARIES
-                    )
-                    return sum(_count(r) for r in (replies.values() if isinstance(replies, dict) else [replies]))
-            else:
-                reply = await self.client.execute_command("PUBSUB", command, channel)
+                return await self._cluster_numsub(command, channel)
+            reply = await self.client.execute_command("PUBSUB", command, channel)
+        except RedisUnavailable:
+            raise
         except Exception as exc:
             raise RedisUnavailable(f"cannot count the nodes on Redis: {exc}") from exc
         return _count(reply)
+
+    async def _cluster_numsub(self, command: str, channel: str) -> int:
+        # PUBSUB answers for the node asked only. A channel's subscribers sit on the nodes they
+        # subscribed through (for a shard channel: the primary owning its slot, or one of its
+        # replicas), so every node is asked, one by one: redis-py's own fan-out of
+        # PUBSUB NUMSUB / SHARDNUMSUB fails to merge the replies (redis-py 8.2). A node that does
+        # not answer has no live subscriber to count.
+        client = self.client
+        await client.initialize()
+        nodes = list(client.get_nodes())
+        replies = await asyncio.gather(
+            *(node.execute_command("PUBSUB", command, channel) for node in nodes), return_exceptions=True
+        )
+        counts = [_count(reply) for reply in replies if not isinstance(reply, BaseException)]
+        if not counts:
+            failed = next((reply for reply in replies if isinstance(reply, BaseException)), None)
+            raise RedisUnavailable(f"cannot count the nodes on Redis: no cluster node answered ({failed})")
+        return sum(counts)
 
     async def command(self, *args: Any) -> Any:
         try:

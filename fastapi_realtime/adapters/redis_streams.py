@@ -30,7 +30,7 @@ from ..socketio.packet import Packet, PacketType
 from . import wire
 from .base import BroadcastOptions, NamespaceHooks
 from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
-from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, RedisUnavailable, redis_asyncio, stop_tasks
+from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, RedisUnavailable, stop_tasks, url_connector
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -41,6 +41,12 @@ REPLAY_CHUNK = 1000
 MAX_REPLAY_READS = 100
 
 EntryId = tuple[int, int]
+
+# A session not found for a client whose offset is this recent (ms behind the newest entry
+# read) is looked for again, SESSION_WAIT_STEPS times SESSION_WAIT_STEP seconds at most.
+RECENT_OFFSET_MS = 2000
+SESSION_WAIT_STEP = 0.025
+SESSION_WAIT_STEPS = 12
 
 
 def parse_id(text: str) -> EntryId:
@@ -306,16 +312,8 @@ class RedisStreamsAdapter(ClusterAdapter):
             block_time=block_time, session_key_prefix=session_key_prefix, only_plaintext=only_plaintext,
             requests_timeout=requests_timeout,
         )
-        if not isinstance(url, str) or "://" not in url:
-            raise ValueError(f"a Redis URL like redis://host:6379/0 is needed, got {url!r}")
-        redis_asyncio()
         # The blocking XREAD holds a connection for block_time: reads may take that long.
-        client_options = {"socket_connect_timeout": 2.0, "socket_timeout": block_time + 5.0, "health_check_interval": 10}
-        client_options.update(redis_options or {})
-
-        def connect() -> Any:
-            return redis_asyncio().Redis.from_url(url, **client_options)
-
+        connect = url_connector(url, redis_options, socket_timeout=block_time + 5.0)
         return StreamsHub(RedisLink(connect, options=LinkOptions(max_outbox=max_outbox)), options)
 
     @classmethod
@@ -512,11 +510,15 @@ class StreamsRecoveryStore(RecoveryStore):
             # The offset first: a restore refused for a trimmed offset leaves the session alone.
             if not await link.command("XRANGE", stream, offset, offset):
                 return None
-            pipe = link.client.pipeline(transaction=True)
-            pipe.get(self._key(pid))
-            pipe.pttl(self._key(pid))
-            pipe.delete(self._key(pid))
-            raw, ttl, _ = await pipe.execute()
+            raw, ttl = await self._take(pid)
+            # The node the client left may not have stored its session yet (it learns of the
+            # drop about when the client is already here): wait a little when the client was
+            # receiving moments ago (its offset is among the latest entries; one clock: Redis's).
+            waited = 0
+            while not raw and waited < SESSION_WAIT_STEPS and self._recent(offset):
+                await asyncio.sleep(SESSION_WAIT_STEP)
+                waited += 1
+                raw, ttl = await self._take(pid)
         except (RedisUnavailable, Exception) as exc:
             adapter._warn("cannot restore a session from Redis: %s", exc)
             return None
@@ -557,6 +559,20 @@ class StreamsRecoveryStore(RecoveryStore):
         if event is None or not _reaches(rooms, opts):
             return []
         return nsp.encode(Packet(PacketType.EVENT, nsp.name, [*event, entry_id]))
+
+    async def _take(self, pid: str) -> tuple[Any, Any]:
+        """GET and DEL the session in one transaction (a pid restores at most once), with its TTL."""
+        pipe = self.adapter.link.client.pipeline(transaction=True)
+        key = self._key(pid)
+        pipe.get(key)
+        pipe.pttl(key)
+        pipe.delete(key)
+        raw, ttl, _ = await pipe.execute()
+        return raw, ttl
+
+    def _recent(self, offset: str) -> bool:
+        latest = self.adapter.hub.reader(self.adapter.stream).delivered
+        return parse_id(offset)[0] >= latest[0] - RECENT_OFFSET_MS
 
     async def _missed(self, snapshot: SessionSnapshot, offset: EntryId) -> list[Any] | None:
         """Frames of the entries after `offset` up to the one the read loop delivered last; from

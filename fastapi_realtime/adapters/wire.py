@@ -77,7 +77,7 @@ def unpack(raw: bytes) -> Any:
     msgpack = _msgpack()
     try:
         return msgpack.unpackb(
-            raw, raw=False, strict_map_key=True, ext_hook=_ext_hook, timestamp=3
+            raw, raw=False, strict_map_key=False, ext_hook=_ext_hook, timestamp=3
         )
     except MalformedMessage:
         raise

@@ -39,11 +39,15 @@ def make_adapter() -> Any:
     if ADAPTER == "redis":
         return RedisAdapter.from_url(REDIS_URL, **OPTIONS)
     if ADAPTER == "sharded":
-        from fastapi_realtime.adapters import ShardedRedisAdapter  # type: ignore[attr-defined]
+        from fastapi_realtime.adapters import ShardedRedisAdapter
 
+        # A Redis Cluster comes as {"cluster": [url, ...]} among the options.
+        cluster = OPTIONS.pop("cluster", None)
+        if cluster:
+            return ShardedRedisAdapter.from_cluster(cluster, **OPTIONS)
         return ShardedRedisAdapter.from_url(REDIS_URL, **OPTIONS)
     if ADAPTER == "streams":
-        from fastapi_realtime.adapters import RedisStreamsAdapter  # type: ignore[attr-defined]
+        from fastapi_realtime.adapters import RedisStreamsAdapter
 
         return RedisStreamsAdapter.from_url(REDIS_URL, **OPTIONS)
     raise SystemExit(f"unknown ADAPTER {ADAPTER!r}")
@@ -58,6 +62,7 @@ rt = Realtime(
 RECEIVED: list[dict[str, Any]] = []  # server-side events
 TICKS: dict[str, int] = {}  # ticker tag -> ticks emitted
 _TICKERS: dict[str, asyncio.Task[None]] = {}
+_STOPPING: set[str] = set()
 EVENTS: list[dict[str, Any]] = []  # client events seen by this node
 
 
@@ -178,7 +183,7 @@ async def control(op: str, request: Request) -> Any:
 
         async def tick() -> None:
             deadline = asyncio.get_running_loop().time() + body.get("max_seconds", 30)
-            while asyncio.get_running_loop().time() < deadline and tag in _TICKERS:
+            while asyncio.get_running_loop().time() < deadline and tag not in _STOPPING:
                 await nsp.to(body["room"]).emit("tick", NODE_NAME, tag, TICKS[tag])
                 TICKS[tag] += 1
                 await asyncio.sleep(body.get("interval", 0.01))
@@ -186,13 +191,11 @@ async def control(op: str, request: Request) -> Any:
         _TICKERS[tag] = asyncio.get_running_loop().create_task(tick())
         return {"ok": True}
     if op == "stopTicker":
+        # Stopped between two emits (not cancelled inside one), so the count is exact.
+        _STOPPING.add(body["tag"])
         task = _TICKERS.pop(body["tag"], None)
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait_for(task, 10)
         return {"ticks": TICKS.get(body["tag"], 0)}
     if op == "serverCount":
         return {"count": await nsp.server_count()}

@@ -16,7 +16,9 @@ from typing import Any
 
 import socketio
 
-from tests.conftest import free_port, run_server, WS_IMPL
+from tests.conftest import WS_IMPL, free_port, run_server
+from tests.interop.node import unbin
+from tests.redis.node_cluster import tobin
 
 APP = "tests.redis.cluster_app:app"
 
@@ -27,12 +29,14 @@ class PythonNode:
         self.name = name
 
     def control(self, op: str, **body: Any) -> Any:
+        """As NodeClusterNode.control: `except_` for `except`, bytes as {"$bin"} both ways."""
+        payload = tobin({k.removesuffix("_"): v for k, v in body.items()})
         request = urllib.request.Request(
-            f"{self.url}/control/{op}", data=json.dumps(body).encode(), method="POST",
+            f"{self.url}/control/{op}", data=json.dumps(payload).encode(), method="POST",
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=15) as response:
-            return json.loads(response.read())
+            return unbin(json.loads(response.read()))
 
     async def acontrol(self, op: str, **body: Any) -> Any:
         return await asyncio.to_thread(self.control, op, **body)
