@@ -156,6 +156,19 @@ async def control(op: str, request: Request) -> Any:
         return [
             {"id": s.id, "rooms": sorted(s.rooms), "data": tobin(s.data), "handshake": s.handshake} for s in sockets
         ]
+    if op == "remote":
+        # fetch_sockets, then act on each socket found through the RemoteSocket it returned.
+        for remote in await _operator(body).fetch_sockets():
+            action = body["action"]
+            if action == "emit":
+                await remote.emit(body["event"], *unbin(body.get("args") or []))
+            elif action == "join":
+                await remote.join(*body["target"])
+            elif action == "leave":
+                await remote.leave(*body["target"])
+            elif action == "disconnect":
+                await remote.disconnect(bool(body.get("close")))
+        return {"ok": True}
     if op in ("socketsJoin", "socketsLeave"):
         target = body.get("target") or []
         if op == "socketsJoin":

@@ -132,3 +132,27 @@ def test_uvicorn_workers_are_one_app_with_the_redis_adapter(redis_server: RedisS
                     await c.close()
 
         run(body)
+
+
+@pytest.mark.parametrize("adapter", ["redis", "streams"])
+def test_remote_sockets_act_on_their_node(redis_server: RedisServer, adapter: str) -> None:
+    """What fetch_sockets returns for another node's socket: emit, join, leave and disconnect
+    work on it from here."""
+    with python_node(redis_server.url, adapter, name="a") as a, python_node(redis_server.url, adapter, name="b") as b:
+
+        async def body() -> None:
+            c = await Client(b.url).connect({"rooms": ["r"]})
+            try:
+                await a.acontrol("remote", rooms=["r"], action="emit", event="direct", args=["hi"])
+                await until(lambda: c.got("direct"), what="emit to a remote socket")
+                assert c.got("direct")[0][0] == "hi"
+                await a.acontrol("remote", rooms=["r"], action="join", target=["x", "y"])
+                await until(lambda: {"x", "y"} <= set(b.control("localSockets")[0]["rooms"]), what="remote join")
+                await a.acontrol("remote", rooms=["r"], action="leave", target=["x"])
+                await until(lambda: "x" not in b.control("localSockets")[0]["rooms"], what="remote leave")
+                await a.acontrol("remote", rooms=["r"], action="disconnect")
+                await until(lambda: c.disconnected == ["/"], what="remote disconnect")
+            finally:
+                await c.close()
+
+        run(body)
