@@ -300,6 +300,9 @@ class ClusterAdapter(RemoteOps):
         except (TypeError, ValueError, RecursionError) as exc:
             self.malformed("broadcast", exc)
             return
+        self.deliver_frames(frames, opts, offset)
+
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, offset: str | None) -> None:
         self.deliver_local(frames, opts)
 
     # -- outgoing -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from ..socketio.packet import Packet, PacketType
 from . import wire
 from .base import AckCallback, BroadcastOptions, NamespaceHooks, SocketInfo
 from .cluster import RemoteOps, server_side_packet, socket_info
-from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, url_connector
+from .redis_link import DEFAULT_MAX_OUTBOX, LinkedFactory, LinkOptions, RedisLink, positive_seconds, url_connector
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -55,22 +55,12 @@ class RedisAdapterOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ValueError("key must be a non-empty string")
-        timeout = self.requests_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError("requests_timeout must be a positive number of seconds")
+        positive_seconds("requests_timeout", self.requests_timeout)
         if not isinstance(self.publish_on_specific_response_channel, bool):
             raise ValueError("publish_on_specific_response_channel must be a bool")
 
 
-class RedisAdapterFactory:
-    """What `Realtime(adapter=...)` takes: makes one adapter per namespace over one shared link."""
-
-    def __init__(self, link: RedisLink, options: RedisAdapterOptions) -> None:
-        self.link = link
-        self.options = options
-
-    def __call__(self, nsp: NamespaceHooks) -> RedisAdapter:
-        return RedisAdapter(nsp, self.link, self.options)
+RedisAdapterFactory = LinkedFactory["RedisAdapter", RedisAdapterOptions]
 
 
 class RedisAdapter(RemoteOps):
@@ -97,7 +87,7 @@ class RedisAdapter(RemoteOps):
             publish_on_specific_response_channel=publish_on_specific_response_channel,
         )
         link = RedisLink(url_connector(url, redis_options), options=LinkOptions(max_outbox=max_outbox))
-        return RedisAdapterFactory(link, options)
+        return LinkedFactory(RedisAdapter, link, options)
 
     @classmethod
     def from_client(
@@ -116,7 +106,7 @@ class RedisAdapter(RemoteOps):
             publish_on_specific_response_channel=publish_on_specific_response_channel,
         )
         link = RedisLink(lambda: client, options=LinkOptions(max_outbox=max_outbox), owns_client=False)
-        return RedisAdapterFactory(link, options)
+        return LinkedFactory(RedisAdapter, link, options)
 
     def __init__(self, nsp: NamespaceHooks, link: RedisLink, options: RedisAdapterOptions) -> None:
         super().__init__(nsp, link)

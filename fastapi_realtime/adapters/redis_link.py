@@ -15,13 +15,15 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._logging import RateLimitedLog
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
 Handler = Callable[[str, bytes], Awaitable[None] | None]
+AdapterT = TypeVar("AdapterT")
+OptionsT = TypeVar("OptionsT")
 
 # How long init() waits for Redis to confirm a subscription before serving anyway (the
 # subscriber keeps trying in the background).
@@ -39,6 +41,23 @@ def redis_asyncio() -> Any:
     except ImportError as exc:
         raise ImportError("the Redis adapters need redis-py: pip install 'fastapi-realtime[redis]'") from exc
     return redis.asyncio
+
+
+def positive_seconds(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds")
+
+
+class LinkedFactory(Generic[AdapterT, OptionsT]):
+    """What `Realtime(adapter=...)` takes: makes one adapter per namespace, all over one link."""
+
+    def __init__(self, adapter: Callable[[Any, RedisLink, OptionsT], AdapterT], link: RedisLink, options: OptionsT) -> None:
+        self.adapter = adapter
+        self.link = link
+        self.options = options
+
+    def __call__(self, nsp: Any) -> AdapterT:
+        return self.adapter(nsp, self.link, self.options)
 
 
 def check_url(url: Any) -> str:

@@ -30,7 +30,15 @@ from ..socketio.packet import Packet, PacketType
 from . import wire
 from .base import BroadcastOptions, NamespaceHooks
 from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
-from .redis_link import DEFAULT_MAX_OUTBOX, LinkOptions, RedisLink, RedisUnavailable, stop_tasks, url_connector
+from .redis_link import (
+    DEFAULT_MAX_OUTBOX,
+    LinkOptions,
+    RedisLink,
+    RedisUnavailable,
+    positive_seconds,
+    stop_tasks,
+    url_connector,
+)
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -100,9 +108,7 @@ class RedisStreamsOptions:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer")
         for name in ("block_time", "requests_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+            positive_seconds(name, getattr(self, name))
         for name in ("use_sharded_pubsub", "only_plaintext"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool")
@@ -415,29 +421,20 @@ class RedisStreamsAdapter(ClusterAdapter):
         except (wire.MalformedMessage, TypeError, ValueError, KeyError, RecursionError) as exc:
             self.malformed(f"stream {self.stream} entry {entry_id}", exc)
 
-    def deliver_local(self, frames: list[Any], opts: BroadcastOptions, entry: str | None = None) -> int:
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, entry: str | None) -> None:
         skip = self._skip
         if not skip or entry is None:
-            return super().deliver_local(frames, opts)
+            self.deliver_local(frames, opts)
+            return
         current = parse_id(entry)
         deliver = self.nsp.deliver
-        count = 0
         for sid in self.matching(opts):
             seen = skip.get(sid)
             if seen is not None:
                 if current <= seen:
                     continue  # the client had it already
                 del skip[sid]
-            count += deliver(sid, frames, opts.volatile)
-        return count
-
-    async def deliver_broadcast(self, packet: Packet, opts: BroadcastOptions, offset: str | None) -> None:
-        try:
-            frames = await self.nsp.frames_for(packet, opts, offset)
-        except (TypeError, ValueError, RecursionError) as exc:
-            self.malformed("broadcast", exc)
-            return
-        self.deliver_local(frames, opts, offset)
+            deliver(sid, frames, opts.volatile)
 
     def remove_all(self, sid: str) -> None:
         self._skip.pop(sid, None)

@@ -28,10 +28,12 @@ from .base import NamespaceHooks
 from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
 from .redis_link import (
     DEFAULT_MAX_OUTBOX,
+    LinkedFactory,
     LinkOptions,
     RedisLink,
     check_url,
     client_options,
+    positive_seconds,
     redis_asyncio,
     stop_tasks,
     url_connector,
@@ -86,24 +88,10 @@ class ShardedRedisAdapterOptions:
                 f"subscription_mode must be one of {', '.join(map(repr, SUBSCRIPTION_MODES))},"
                 f" not {self.subscription_mode!r}"
             )
-        timeout = self.requests_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError("requests_timeout must be a positive number of seconds")
+        positive_seconds("requests_timeout", self.requests_timeout)
 
 
-class ShardedRedisAdapterFactory:
-    """What `Realtime(adapter=...)` takes: makes one adapter per namespace over one shared link."""
-
-    def __init__(self, link: RedisLink, options: ShardedRedisAdapterOptions) -> None:
-        self.link = link
-        self.options = options
-
-    def __call__(self, nsp: NamespaceHooks) -> ShardedRedisAdapter:
-        return ShardedRedisAdapter(nsp, self.link, self.options)
-
-
-def _link_options(max_outbox: int) -> LinkOptions:
-    return LinkOptions(max_outbox=max_outbox)
+ShardedRedisAdapterFactory = LinkedFactory["ShardedRedisAdapter", ShardedRedisAdapterOptions]
 
 
 class ShardedRedisAdapter(ClusterAdapter):
@@ -129,7 +117,7 @@ class ShardedRedisAdapter(ClusterAdapter):
         )
         _require_sharded_pubsub(cluster=False)
         connect = url_connector(url, redis_options)
-        return ShardedRedisAdapterFactory(RedisLink(connect, options=_link_options(max_outbox)), options)
+        return LinkedFactory(ShardedRedisAdapter, RedisLink(connect, options=LinkOptions(max_outbox=max_outbox)), options)
 
     @classmethod
     def from_cluster(
@@ -176,7 +164,7 @@ class ShardedRedisAdapter(ClusterAdapter):
                 return cluster.RedisCluster.from_url(first, startup_nodes=others, **options_)
             return cluster.RedisCluster.from_url(first, **options_)
 
-        return ShardedRedisAdapterFactory(RedisLink(connect, options=_link_options(max_outbox)), options)
+        return LinkedFactory(ShardedRedisAdapter, RedisLink(connect, options=LinkOptions(max_outbox=max_outbox)), options)
 
     @classmethod
     def from_client(
@@ -194,8 +182,8 @@ class ShardedRedisAdapter(ClusterAdapter):
             channel_prefix=channel_prefix, subscription_mode=subscription_mode, requests_timeout=requests_timeout
         )
         _require_sharded_pubsub(cluster=type(client).__name__ == "RedisCluster")
-        link = RedisLink(lambda: client, options=_link_options(max_outbox), owns_client=False)
-        return ShardedRedisAdapterFactory(link, options)
+        link = RedisLink(lambda: client, options=LinkOptions(max_outbox=max_outbox), owns_client=False)
+        return LinkedFactory(ShardedRedisAdapter, link, options)
 
     def __init__(self, nsp: NamespaceHooks, link: RedisLink, options: ShardedRedisAdapterOptions) -> None:
         super().__init__(nsp, link)

@@ -27,6 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi_realtime import AckTimeoutError, Realtime, RealtimeRouter, RecoveryOptions, Socket
 from fastapi_realtime.adapters import RedisAdapter
 from fastapi_realtime.exceptions import ClusterError
+from tests.interop.node import unbin
+from tests.redis.node_cluster import tobin
 
 REDIS_URL = os.environ["REDIS_URL"]
 ADAPTER = os.environ.get("ADAPTER", "redis")
@@ -64,26 +66,6 @@ TICKS: dict[str, int] = {}  # ticker tag -> ticks emitted
 _TICKERS: dict[str, asyncio.Task[None]] = {}
 _STOPPING: set[str] = set()
 EVENTS: list[dict[str, Any]] = []  # client events seen by this node
-
-
-def unbin(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return bytes.fromhex(value["$bin"])
-        return {k: unbin(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unbin(v) for v in value]
-    return value
-
-
-def tobin(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bin": bytes(value).hex()}
-    if isinstance(value, dict):
-        return {k: tobin(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [tobin(v) for v in value]
-    return value
 
 
 for name in NAMESPACES:

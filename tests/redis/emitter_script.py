@@ -1,7 +1,7 @@
 """Runs RedisEmitter / AsyncRedisEmitter commands against a Redis, as a process of its own (a worker
 that serves no clients), for tests/redis/test_emitter.py.
 
-    python tests/redis/emitter_script.py sync|async <redisUrl> <commandsJSON> [optionsJSON]
+    python -m tests.redis.emitter_script sync|async <redisUrl> <commandsJSON> [optionsJSON]
 
 The commands are those of tests/interop/emitter.mjs (Node's emitter), so one list drives either:
 a list, run in order; every command takes nsp (default "/"), rooms and except (room lists):
@@ -31,16 +31,7 @@ import redis.asyncio
 
 from fastapi_realtime.adapters import AsyncRedisEmitter, RedisEmitter
 from fastapi_realtime.adapters.emitter import AsyncEmitterOperator, EmitterOperator
-
-
-def unbin(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return bytes.fromhex(value["$bin"])
-        return {k: unbin(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unbin(v) for v in value]
-    return value
+from tests.interop.node import unbin
 
 
 def rooms(cmd: dict[str, Any], name: str) -> list[str]:

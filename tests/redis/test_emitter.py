@@ -39,7 +39,6 @@ from .nodes import Client, python_node, until
 
 pytestmark = pytest.mark.timeout(60)
 
-SCRIPT = Path(__file__).with_name("emitter_script.py")
 BIN = b"\x00\x01\xfe\xff"
 NESTED = {"list": [1, -2, 2**40, 1.5, True, None, "é", {"deep": b"\x02\x03"}], "empty": {}, "none": []}
 
@@ -57,7 +56,7 @@ def run_emitter(kind: str, url: str, commands: list[dict[str, Any]], options: di
     if kind == "node":
         run_node_emitter(url, commands, timeout=15, options=options)
         return []
-    args = [sys.executable, str(SCRIPT), kind, url, json.dumps(tobin(commands)), json.dumps(options or {})]
+    args = [sys.executable, "-m", "tests.redis.emitter_script", kind, url, json.dumps(tobin(commands)), json.dumps(options or {})]
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=15, check=False)
     last = (res.stdout.strip().splitlines() or [""])[-1]
     report = json.loads(last) if last.startswith("{") else {}
