@@ -7,7 +7,7 @@ UVICORN_WS ?= websockets-sansio
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-floors bench venv run-venv node chromium redis typecheck clean
+.PHONY: run test test-floors bench venv run-venv node chromium redis nginx typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ redis:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null; }
 
+# Debian's nginx runs the README's sticky-session recipe in front of two processes.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) >/dev/null; }
+
 # Debian's chromium drives the example app's browser test.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -48,7 +53,7 @@ run: run-venv node
 typecheck: venv
 	$(BIN)/mypy --strict fastapi_realtime
 
-test: venv node chromium redis typecheck
+test: venv node chromium redis nginx typecheck
 	$(BIN)/python -m pytest -q
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,
