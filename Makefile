@@ -6,8 +6,11 @@ NODE_DIR := tests/interop
 UVICORN_WS ?= websockets-sansio
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PORT2 ?= 8001
+REDIS_PORT ?= 6379
+REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: run test test-floors bench venv run-venv node chromium redis nginx typecheck clean
+.PHONY: run run-cluster test test-floors bench venv run-venv node chromium redis nginx typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +22,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# What the example app needs, and no more: the package with its server extra (uvicorn, websockets).
+# What the example app needs, and no more: the package with its server extra (uvicorn, websockets)
+# and its redis extra (redis-py, msgpack: used only when REDIS_URL is set).
 run-venv: $(VENV)/.installed-run
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[server]'
+	$(BIN)/pip install -q -e '.[server,redis]'
 	touch $@
 
 # The interop tests' clients; the example app serves socket.io-client's browser bundle from here.
@@ -49,6 +53,24 @@ chromium:
 # make run [HOST=0.0.0.0] [PORT=9000]
 run: run-venv node
 	$(BIN)/uvicorn example_app.main:app --host $(HOST) --port $(PORT) --ws $(UVICORN_WS)
+
+# make run-cluster [PORT=8000] [PORT2=8001] [REDIS_URL=redis://...]: the example chat as two
+# processes sharing one Redis; a redis-server on REDIS_PORT is started (and stopped with the chat)
+# unless one already answers at REDIS_URL. Ctrl-C stops everything.
+run-cluster: run-venv node redis
+	@trap 'kill $$chat 2>/dev/null; wait $$chat; [ -z "$$redis" ] || kill $$redis; exit 0' INT TERM; \
+	chat=; redis=; \
+	if ! redis-cli -u '$(REDIS_URL)' ping >/dev/null 2>&1; then \
+	  setsid redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --save '' --appendonly no >/dev/null & redis=$$!; \
+	  for i in $$(seq 50); do redis-cli -u '$(REDIS_URL)' ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+	  redis-cli -u '$(REDIS_URL)' ping >/dev/null 2>&1 || { echo "no Redis at $(REDIS_URL)"; kill $$redis; exit 1; }; \
+	fi; \
+	for port in $(PORT) $(PORT2); do \
+	  REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn example_app.main:app --host $(HOST) --port $$port --ws $(UVICORN_WS) & \
+	  chat="$$chat $$!"; \
+	done; \
+	echo "the chat on http://$(HOST):$(PORT)/ and http://$(HOST):$(PORT2)/, sharing $(REDIS_URL)"; \
+	wait
 
 typecheck: venv
 	$(BIN)/mypy --strict fastapi_realtime

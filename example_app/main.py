@@ -1,12 +1,28 @@
 """A small chat: ordinary FastAPI routes beside a Socket.IO server from fastapi-realtime.
 
 Run with `make run` (uvicorn example_app.main:app on 127.0.0.1:8000) and open two browser tabs.
-The realtime side (events, dependencies, recovery) is in chat.py, the payload models in models.py.
+The realtime side (events, dependencies, recovery, the chat's state) is in chat.py, the
+payload models in models.py.
 
-State lives in this process's memory, so run a single worker. `create_app()` builds a fresh
-app with its own state (the tests build one each); `app` is the one uvicorn serves.
+Without `REDIS_URL` the state lives in this process's memory: run a single process.
+
+With `REDIS_URL` set (e.g. redis://127.0.0.1:6379/0; needs the `redis` extra), the chat runs
+as several processes: the realtime server uses `RedisStreamsAdapter`, so rooms, broadcasts and
+connection state recovery span the processes, and the chat's state lives in Redis (chat.py
+explains the design). Start as many as you like, each on its own port behind any balancer:
+
+    REDIS_URL=redis://127.0.0.1:6379/0 uvicorn example_app.main:app --port 8000 --ws websockets-sansio
+    REDIS_URL=redis://127.0.0.1:6379/0 uvicorn example_app.main:app --port 8001 --ws websockets-sansio
+
+or one port with `--workers N` for WebSocket-only clients (long-polling needs a sticky
+balancer: see the README, "Several uvicorn workers or machines"). A client that drops from one
+process recovers on another with its place, its name and what it missed.
+
+`create_app()` builds a fresh app with its own state (the tests build one each); `app` is the
+one uvicorn serves.
 """
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,8 +32,9 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from fastapi_realtime import Realtime, RecoveryOptions
+from fastapi_realtime.adapters import RedisStreamsAdapter  # imports redis-py only when used
 
-from .chat import ChatState, State, chat
+from .chat import RECONCILE_SECONDS, ChatState, MemoryStore, RedisStore, State, Store, chat
 from .models import Health, RoomInfo
 
 HERE = Path(__file__).resolve().parent
@@ -36,12 +53,13 @@ api = APIRouter(prefix="/api")
 
 @api.get("/health")
 async def health(state: State) -> Health:
+    # `online`: the connections this process serves.
     return Health(status="ok", online=len(state.online))
 
 
 @api.get("/rooms")
 async def list_rooms(state: State) -> list[RoomInfo]:
-    return state.rooms()
+    return await state.rooms()
 
 
 def _client_file(name: str) -> Response:
@@ -72,17 +90,31 @@ async def socketio_client_map() -> Response:
     return _client_file("socket.io.min.js.map")
 
 
-def create_app(*, recovery_window: float = RECOVERY_WINDOW) -> FastAPI:
-    """A chat app with its own realtime server and state."""
-    realtime = Realtime(recovery=RecoveryOptions(max_disconnection_duration=recovery_window))
+def create_app(
+    *, recovery_window: float = RECOVERY_WINDOW, redis_url: str | None = None,
+    reconcile_every: float = RECONCILE_SECONDS,
+) -> FastAPI:
+    """A chat app with its own realtime server and state: in memory, or in Redis (shared with
+    the app's other processes) when `redis_url` is given."""
+    url = redis_url or ""
+    recovery = RecoveryOptions(max_disconnection_duration=recovery_window)
+    store: Store
+    if url:
+        realtime = Realtime(adapter=RedisStreamsAdapter.from_url(url), recovery=recovery)
+        store = RedisStore(url)
+    else:
+        realtime = Realtime(recovery=recovery)
+        store = MemoryStore()
     realtime.include_router(chat)
-    state = ChatState(realtime, grace=recovery_window + GRACE_MARGIN)
+    state = ChatState(realtime, grace=recovery_window + GRACE_MARGIN, store=store, reconcile_every=reconcile_every)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
         yield
         # Runs after the realtime server's own shutdown (its lifespan is nested in this one):
-        # the members it just held for recovery are not coming back to this process.
+        # the members it just held for recovery are not coming back to this process (with
+        # Redis they may recover on another one, whose sweeper otherwise lets them go).
         await state.close()
 
     app = FastAPI(title="fastapi-realtime chat example", lifespan=lifespan)
@@ -94,4 +126,5 @@ def create_app(*, recovery_window: float = RECOVERY_WINDOW) -> FastAPI:
     return app
 
 
-app = create_app()
+# The app uvicorn serves reads REDIS_URL; apps made by create_app() alone (the tests') do not.
+app = create_app(redis_url=os.environ.get("REDIS_URL") or None)

@@ -168,6 +168,8 @@
       if (error) return addNote(`Could not join #${room}: ${error}`);
       const first = $("messages").firstChild;
       for (const msg of res.history) {
+        // With several server processes a line said while joining may also have come live.
+        if ($("messages").querySelector(`[data-id="${CSS.escape(msg.id)}"]`)) continue;
         const node = messageNode(msg, state.ids.has(msg.sid));
         if (node.classList.contains("mine")) setDelivery(node, "delivered");
         $("messages").insertBefore(node, first);
