@@ -3,6 +3,10 @@
 Each (server, scenario) pair gets a fresh uvicorn subprocess on 127.0.0.1 pinned to core 0; the
 node load generator (bench/loadgen.js) is pinned to core 1. Results are printed as a table and
 written to bench/results/latest.json.
+
+The cluster scenario (bench/cluster.py) runs last, over its own redis-server: cross-node
+broadcast with one and two fastapi-realtime nodes on RedisAdapter, and two python-socketio nodes
+on AsyncRedisManager (nodes pinned to cores 0 and 1, load generator and Redis not pinned).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
+
+from bench import cluster
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -83,6 +89,8 @@ SCENARIOS = [
              "msg/s", False),
     Scenario("memory", "memory per idle connection ({idle_clients} conns)", "KB", True),
     Scenario("ack_polling_50", "ack round-trips/s, long-polling, {clients} clients", "rt/s", True),
+    # Its own runs and table (bench/cluster.py), not one run per server.
+    Scenario("cluster", cluster.LABEL, "deliveries/s", False),
 ]
 SCENARIO_KEYS = [s.key for s in SCENARIOS]
 
@@ -104,16 +112,17 @@ def _free_port() -> int:
 PIN_CORES = True
 
 
-def _pinned(core: str, argv: list[str]) -> list[str]:
-    if PIN_CORES and shutil.which("taskset"):
+def _pinned(core: str | None, argv: list[str]) -> list[str]:
+    if core is not None and PIN_CORES and shutil.which("taskset"):
         return ["taskset", "-c", core, *argv]
     return argv
 
 
 class Server:
-    """A uvicorn subprocess on 127.0.0.1, pinned to the server core."""
+    """A uvicorn subprocess on 127.0.0.1, pinned to the server core (or `core`; None: unpinned)."""
 
-    def __init__(self, spec: ServerSpec, ws: str, extra_env: dict[str, str]) -> None:
+    def __init__(self, spec: ServerSpec, ws: str, extra_env: dict[str, str],
+                 core: str | None = SERVER_CORE) -> None:
         self.spec = spec
         self.port = _free_port()
         argv = [
@@ -126,7 +135,7 @@ class Server:
             argv.append("--factory")
         env = {**os.environ, **spec.env, **extra_env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            _pinned(SERVER_CORE, argv), cwd=ROOT, env=env, preexec_fn=_raise_nofile,
+            _pinned(core, argv), cwd=ROOT, env=env, preexec_fn=_raise_nofile,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self._log: list[str] = []
@@ -173,11 +182,12 @@ class Server:
 
 
 class LoadGen:
-    """The node load generator, pinned to the load core; reports JSON lines on stdout."""
+    """The node load generator, pinned to the load core (or `core`; None: unpinned); reports
+    JSON lines on stdout."""
 
-    def __init__(self, config: dict[str, Any], node: str) -> None:
+    def __init__(self, config: dict[str, Any], node: str, core: str | None = LOADGEN_CORE) -> None:
         self.proc = subprocess.Popen(
-            _pinned(LOADGEN_CORE, [node, str(LOADGEN), json.dumps(config)]),
+            _pinned(core, [node, str(LOADGEN), json.dumps(config)]),
             cwd=ROOT, preexec_fn=_raise_nofile, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
@@ -307,6 +317,7 @@ class Options:
     clients: int
     broadcast_clients: int
     idle_clients: int
+    cluster_clients: int
     node: str
     deflate: bool
 
@@ -486,7 +497,7 @@ def _versions(node: str) -> dict[str, str | None]:
 
     found: dict[str, str | None] = {}
     for dist in ("fastapi-realtime", "python-socketio", "python-engineio", "uvicorn", "websockets",
-                 "wsproto", "fastapi", "starlette"):
+                 "wsproto", "fastapi", "starlette", "redis", "hiredis", "msgpack"):
         try:
             found[dist] = version(dist)
         except PackageNotFoundError:
@@ -516,6 +527,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=50, help="clients for the multi-client ack scenarios")
     p.add_argument("--broadcast-clients", type=int, default=1000)
     p.add_argument("--idle-clients", type=int, default=5000)
+    p.add_argument("--cluster-clients", type=int, default=500,
+                   help="clients of the cluster scenario, split evenly over the nodes (default 500)")
+    p.add_argument("--cluster-rounds", type=int, default=3,
+                   help="rounds of the cluster scenario's runs, interleaved; medians reported "
+                        "(default 3: one round swings with other work on the machine)")
+    p.add_argument("--no-cluster", action="store_true",
+                   help="skip the cluster scenario (it needs redis-server; `--scenarios cluster` "
+                        "runs it alone)")
     p.add_argument("--deflate", action="store_true",
                    help="let the clients offer permessage-deflate (off by default)")
     p.add_argument("--quiet-wait", type=float, default=30.0,
@@ -543,12 +562,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown server/scenario: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    if args.no_cluster:
+        wanted_scen = [s for s in wanted_scen if s != "cluster"]
     scenarios = [s for s in SCENARIOS if s.key in wanted_scen]
+    with_cluster = any(s.key == "cluster" for s in scenarios)
+    scenarios = [s for s in scenarios if s.key != "cluster"]
     opts = Options(ws=args.ws, warmup=args.warmup, duration=args.duration, clients=args.clients,
                    broadcast_clients=args.broadcast_clients, idle_clients=args.idle_clients,
-                   node=args.node, deflate=args.deflate)
+                   cluster_clients=args.cluster_clients, node=args.node, deflate=args.deflate)
     labels = {s.key: s.label.format(clients=opts.clients, broadcast_clients=opts.broadcast_clients,
-                                     idle_clients=opts.idle_clients) for s in scenarios}
+                                     idle_clients=opts.idle_clients,
+                                     cluster_clients=opts.cluster_clients) for s in SCENARIOS}
     if not LOADGEN.exists() or not (ROOT / "tests" / "interop" / "node_modules" / "ws").exists():
         print("node modules missing: run `make node` first", file=sys.stderr)
         return 2
@@ -586,19 +610,55 @@ def main(argv: list[str] | None = None) -> int:
                     server.stop()
             results[sc.key][spec.key] = r
 
-    _print_table(results, specs, scenarios, labels)
+    cluster_summary: dict[str, Any] | None = None
+    if with_cluster:
+        specs_by_key = {s.key: s for s in specs_all}
+
+        def start_node(server: str, env: dict[str, str], core: str | None) -> Server:
+            return Server(specs_by_key[server], opts.ws, env, core)
+
+        harness = cluster.Harness(
+            start_node=start_node,
+            start_loadgen=lambda config, core: LoadGen(config, opts.node, core),
+            busy_seconds=_busy_seconds, wait_for_quiet=wait_for_quiet, free_port=_free_port,
+            pin=PIN_CORES, quiet_wait=args.quiet_wait,
+        )
+        results["cluster"] = cluster.run(harness, wanted_servers, opts.cluster_clients,
+                                         opts.duration, max(1, args.cluster_rounds))
+        cluster_summary = {
+            "clients": opts.cluster_clients, "rounds": max(1, args.cluster_rounds),
+            "redisVersion": results["cluster"].pop("redisVersion", None),
+            "pinning": "nodes on cores " + ", ".join(cluster.NODE_CORES) + "; load generator "
+                       "and redis-server unpinned" if PIN_CORES else "none",
+            "ratios": cluster.ratios(results["cluster"]),
+            "targets": {"ours2_over_ours1": cluster.TARGET_SCALING,
+                        "ours2_over_pysio2": cluster.TARGET_VS_PYSIO},
+        }
+
+    if scenarios:
+        _print_table(results, specs, scenarios, labels)
+    if with_cluster:
+        cluster_warnings = cluster.print_table(results["cluster"], labels["cluster"])
+        if cluster_warnings:
+            print("WARNINGS (cluster):")
+            for w in cluster_warnings:
+                print("  ! " + w)
+            print()
     doc = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {"ws": opts.ws, "warmup": opts.warmup, "duration": opts.duration,
                      "clients": opts.clients, "broadcastClients": opts.broadcast_clients,
-                     "idleClients": opts.idle_clients, "deflate": opts.deflate,
+                     "idleClients": opts.idle_clients, "clusterClients": opts.cluster_clients,
+                     "deflate": opts.deflate,
                      "pinned": PIN_CORES, "serverCore": SERVER_CORE, "loadgenCore": LOADGEN_CORE,
                      "versions": _versions(opts.node)},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()},
         "servers": {s.key: {"label": s.label, "app": s.app, "env": s.env} for s in specs},
-        "scenarios": {s.key: {"label": labels[s.key], "unit": s.unit} for s in scenarios},
+        "scenarios": {s.key: {"label": labels[s.key], "unit": s.unit}
+                      for s in SCENARIOS if s in scenarios or (s.key == "cluster" and with_cluster)},
         "results": results,
+        "cluster": cluster_summary,
         "elapsedSeconds": time.monotonic() - started,
     }
     out = Path(args.output)

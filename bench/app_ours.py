@@ -6,6 +6,8 @@ configurations (e.g. a connection-state-recovery variant) need no new app module
   BENCH_YIELD_EVERY     the "blast" loop yields to the event loop every this many emits
   BENCH_REALTIME_KWARGS JSON object of extra keyword arguments for Realtime(...)
   BENCH_OURS_APP        "plain" (default): the Realtime itself; "fastapi": included into FastAPI
+  BENCH_ADAPTER         "memory" (default) or "redis": RedisAdapter.from_url(BENCH_REDIS_URL)
+  BENCH_REDIS_URL       the Redis of the "redis" adapter (e.g. redis://127.0.0.1:6379/0)
 """
 
 # No `from __future__ import annotations` here: the handlers' `Socket` annotation must be a real
@@ -25,6 +27,13 @@ def create_app() -> Any:
     join_room = os.environ.get("BENCH_JOIN_ROOM", "")
     yield_every = max(1, int(os.environ.get("BENCH_YIELD_EVERY", "8")))
     kwargs: dict[str, Any] = json.loads(os.environ.get("BENCH_REALTIME_KWARGS") or "{}")
+    adapter = os.environ.get("BENCH_ADAPTER") or "memory"
+    if adapter == "redis":
+        from fastapi_realtime.adapters import RedisAdapter
+
+        kwargs["adapter"] = RedisAdapter.from_url(os.environ["BENCH_REDIS_URL"])
+    elif adapter != "memory":
+        raise ValueError(f"BENCH_ADAPTER={adapter!r}: memory or redis")
     rt = Realtime(**kwargs)
 
     @rt.on("connect")

@@ -3,6 +3,8 @@
 Configuration comes from environment variables (set by ``python -m bench``):
   BENCH_JOIN_ROOM  room every client joins on connect (empty: join nothing)
   BENCH_YIELD_EVERY  the "blast" loop yields to the event loop every this many emits
+  BENCH_ADAPTER    "memory" (default) or "redis": client_manager=AsyncRedisManager(BENCH_REDIS_URL)
+  BENCH_REDIS_URL  the Redis of the "redis" client manager (e.g. redis://127.0.0.1:6379/0)
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import socketio  # type: ignore[import-untyped]
 def create_app() -> Any:
     join_room = os.environ.get("BENCH_JOIN_ROOM", "")
     yield_every = max(1, int(os.environ.get("BENCH_YIELD_EVERY", "8")))
-    sio = socketio.AsyncServer(async_mode="asgi")
+    adapter = os.environ.get("BENCH_ADAPTER") or "memory"
+    kwargs: dict[str, Any] = {}
+    if adapter == "redis":
+        kwargs["client_manager"] = socketio.AsyncRedisManager(os.environ["BENCH_REDIS_URL"])
+    elif adapter != "memory":
+        raise ValueError(f"BENCH_ADAPTER={adapter!r}: memory or redis")
+    sio = socketio.AsyncServer(async_mode="asgi", **kwargs)
 
     @sio.on("connect")  # type: ignore[untyped-decorator]
     async def on_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:

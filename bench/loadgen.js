@@ -8,6 +8,9 @@
 //   {"event":"ready",...}   (idle mode) all connections are open; send "close\n" on stdin to end
 //   {"event":"result",...}  final figures
 // Modes: ack-ws, ack-polling, broadcast, idle. Kinds: sio (Socket.IO server), raw (ASGI echo).
+// Broadcast with `urls` (several nodes of one cluster): client i connects to urls[i % n], the
+// first client of each url sends the blast at the same time, and every client counts every
+// node's messages (target = n * count * clients).
 
 const path = require('path');
 const http = require('http');
@@ -29,6 +32,7 @@ const cfg = Object.assign({
   holdMax: 120,       // idle mode: seconds to keep connections open at most
   deflate: false,     // offer permessage-deflate (off: measure the servers, not zlib)
   connectTimeout: 60, // seconds to open all connections
+  urls: null,         // broadcast mode: WebSocket base URLs (ws://host:port) of several nodes
 }, JSON.parse(process.argv[2] || '{}'));
 
 const now = () => performance.now();
@@ -39,9 +43,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const PAYLOAD = '{"n":12345,"s":"hello world"}';
 const eventFrame = (id) => '42' + id + '["echo",' + PAYLOAD + ']';
 
-function wsUrl() {
-  if (cfg.kind === 'raw') return `ws://${cfg.host}:${cfg.port}/ws`;
-  return `ws://${cfg.host}:${cfg.port}${cfg.path}?EIO=4&transport=websocket`;
+const URLS = Array.isArray(cfg.urls) && cfg.urls.length ? cfg.urls : null;
+
+// Client `index`'s node: its entry of `urls` when given, else host:port.
+function urlIndex(index) { return URLS ? index % URLS.length : 0; }
+
+function wsUrl(index) {
+  const base = URLS ? URLS[urlIndex(index)] : `ws://${cfg.host}:${cfg.port}`;
+  if (cfg.kind === 'raw') return `${base}/ws`;
+  return `${base}${cfg.path}?EIO=4&transport=websocket`;
 }
 
 // Parse the ack id of a Socket.IO ACK "43<id>[...]" without JSON parsing the payload.
@@ -79,7 +89,7 @@ class WsClient {
   // Resolves once the Socket.IO CONNECT to "/" is acknowledged (raw: once the WS is open).
   open() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(wsUrl(), {
+      const ws = new WebSocket(wsUrl(this.index), {
         perMessageDeflate: cfg.deflate,
         skipUTF8Validation: true,
       });
@@ -356,13 +366,25 @@ async function runBroadcast() {
   if (clients.length === 0) throw new Error('no client connected: ' + firstError);
   await sleep(1000); // let the last room joins land
 
+  // The blast goes to clients[0], or with `urls` to the first client of each node.
+  const nodes = URLS ? URLS.length : 1;
+  const senders = URLS ? [] : [clients[0]];
+  for (let u = 0; URLS && u < nodes; u++) {
+    let first = null;
+    for (const c of clients) {
+      if (urlIndex(c.index) === u && (first === null || c.index < first.index)) first = c;
+    }
+    if (first === null) throw new Error('no client connected to ' + URLS[u]);
+    senders.push(first);
+  }
+
   async function blast(n, timeoutS) {
     deliveries = 0;
-    target = n * clients.length;
+    target = nodes * n * clients.length;
     const done = new Promise((resolve) => { onComplete = resolve; });
     const t0 = now();
     lastAt = t0;
-    clients[0].send('42["blast",' + n + ']');
+    for (const c of senders) c.send('42["blast",' + n + ']');
     await Promise.race([done, sleep(timeoutS * 1000)]);
     onComplete = null;
     return { t0, n, delivered: deliveries, expected: target, elapsed: (lastAt - t0) / 1000 };
@@ -370,7 +392,7 @@ async function runBroadcast() {
 
   const rateOf = (r) => r.delivered / Math.max(r.elapsed, 1e-3);
   const sizeFor = (rate) =>
-    Math.max(5, Math.min(5000, Math.round((rate * cfg.duration) / clients.length)));
+    Math.max(5, Math.min(5000, Math.round((rate * cfg.duration) / (nodes * clients.length))));
   const probe = await blast(3, 30);
   const probeRate = rateOf(probe);
   let n = sizeFor(probeRate);
@@ -396,7 +418,7 @@ async function runBroadcast() {
     value: run.delivered / Math.max(run.elapsed, 1e-3), unit: 'deliveries/s',
     delivered: run.delivered, expected: run.expected, messages: n, elapsed: run.elapsed,
     clients: clients.length, failed, firstError, loadgenCpu: cpu, probeRate,
-    disconnected,
+    disconnected, nodes,
   };
 }
 

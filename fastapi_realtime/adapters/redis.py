@@ -117,6 +117,8 @@ class RedisAdapter(RemoteOps):
         self.request_channel = f"{options.key}-request#{name}#"
         self.response_channel = f"{options.key}-response#{name}#"
         self.specific_response_channel = f"{self.response_channel}{self.uid}#"
+        # What every broadcast of this node starts with: msgpack [uid, ... (a 3-array, a fixstr).
+        self._own_prefix = b"\x93" + wire.pack(self.uid)
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -162,6 +164,8 @@ class RedisAdapter(RemoteOps):
         self.deliver_local(frames, opts)
 
     async def _on_broadcast(self, channel: str, raw: bytes) -> None:
+        if raw.startswith(self._own_prefix):
+            return  # this node's own broadcast, echoed by Redis: not worth unpacking
         room = channel[len(self.channel) : -1] if channel.endswith("#") else ""
         if room and room not in self.rooms:
             return  # a one-room broadcast for a room with no member here
