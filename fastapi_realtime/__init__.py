@@ -14,6 +14,7 @@ from .exceptions import (
     RemoteProtocolError,
 )
 from .namespace import Namespace
+from .reasons import DisconnectReason
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .router import RealtimeRouter
 from .server import Realtime
@@ -21,6 +22,7 @@ from .socket import Handshake, Socket
 from ._version import __version__
 
 __all__ = [
+    "DisconnectReason",
     "AckTimeoutError",
     "Auth",
     "CurrentRealtime",

@@ -20,13 +20,10 @@ from itertools import islice
 from typing import Any, TypeGuard
 
 from ._types import EioFrame
+from .reasons import RECOVERABLE_REASONS as RECOVERABLE_REASONS  # re-exported: the recovery API names it
 from .adapters.base import BroadcastOptions
 from .socketio.packet import Packet
 
-# Reasons after which a session is kept for recovery (Node's list).
-RECOVERABLE_REASONS = frozenset(
-    {"transport error", "transport close", "forced close", "ping timeout", "server shutting down", "forced server close"}
-)
 # A pid or offset longer than this is not ours: no lookup is even attempted.
 MAX_TOKEN_LENGTH = 64
 

@@ -17,7 +17,7 @@ import fastapi_realtime
 PACKAGE = "fastapi_realtime"
 ROOT = Path(fastapi_realtime.__file__).resolve().parent
 # Leaf modules below every layer; the codecs raise the package's exceptions.
-FOUNDATION = {f"{PACKAGE}._types", f"{PACKAGE}.exceptions"}
+FOUNDATION = {f"{PACKAGE}._types", f"{PACKAGE}.exceptions", f"{PACKAGE}.reasons"}
 SOCKETIO_LAYERS = ("socketio", "server", "namespace", "socket", "client", "broadcast", "router", "handlers", "adapters")
 
 
