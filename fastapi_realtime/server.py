@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import logging
 import re
-import signal
-import threading
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, params
 from fastapi.encoders import jsonable_encoder
@@ -27,12 +24,12 @@ from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
 from .errors import client_error, connect_rejection, internal_error
-from ._logging import follow_server_logging
 from .exceptions import ConnectionRejected
 
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
+from .lifecycle import Lifecycle
 from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, check_callable, find_exception_handler
 from .router import (
     H,
@@ -143,18 +140,14 @@ class Realtime(Broadcaster):
         self.recovery: RecoveryOptions | None = recovery or None
         self._recovery_store = recovery_store
         self.skip_recovery_middlewares = self.recovery is not None and self.recovery.skip_middlewares
-        # Tasks shutdown() waits for: session snapshots being persisted, a signal-started shutdown.
-        self._background: set[asyncio.Task[None]] = set()
         self.middlewares: list[Middleware] = []
         self.event_middlewares: list[EventMiddleware] = []
         self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
         self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
-        self._signals_hooked = False
-        self._started = False
-        self._announced = False
-        self._route_name = f"fastapi_realtime:{id(self):x}"
+        self.route_name = f"fastapi_realtime:{id(self):x}"
+        self.lifecycle = Lifecycle(self)
         self.manager = SessionManager(self.engine_options, ClientManager(self))
         self.app = EngineApp(self.manager)
         self.router = self._make_router()
@@ -165,7 +158,7 @@ class Realtime(Broadcaster):
         base = "" if self.path == "/" else self.path
         for path in sorted({base + "/", base} - {""}, reverse=True):
             # Named, so that start-up can ask the app where a prefix put it (`url_path_for`).
-            name = self._route_name if path.endswith("/") else None
+            name = self.route_name if path.endswith("/") else None
             router.routes.append(
                 Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=name)
             )
@@ -197,104 +190,30 @@ class Realtime(Broadcaster):
         document = self._asyncapi(request)
         return HTMLResponse(asyncapi_html(document, json_url="asyncapi.json"))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+    # -- lifespan (fastapi_realtime.lifecycle) --------------------------------------------------
+    def lifespan(self, app: Any = None) -> contextlib.AbstractAsyncContextManager[None]:
         """Start the adapters; on exit disconnect everyone with reason `server shutting down`."""
-        await self.startup()
-        self._announce(self._served_path(app))
-        try:
-            yield
-        finally:
-            await self.shutdown()
-
-    def _served_path(self, app: Any) -> str:
-        """Where the app serves this endpoint, whatever prefix include_router gave it."""
-        try:
-            return str(app.url_path_for(self._route_name)).rstrip("/")
-        except Exception:  # not included in this app (mounted, or served on its own)
-            return "" if self.path == "/" else self.path
-
-    def _announce(self, base: str) -> None:
-        """One INFO line when the endpoint starts serving: where, and where its docs are."""
-        if self._announced:
-            return
-        self._announced = True
-        follow_server_logging()
-        docs = f"; AsyncAPI docs at {base}/asyncapi" if self.docs else ""
-        logger.info("Socket.IO endpoint at %s/ (Engine.IO v4, Socket.IO v5)%s", base, docs)
+        return self.lifecycle.lifespan(app)
 
     async def startup(self) -> None:
-        self._hook_server_signals()
-        self.manager.shutting_down = False
-        # Every declared namespace exists from the start, as in Node: a cluster adapter must be
-        # listening (and counted as a node) before the first client arrives.
-        for name in list(self._static):
-            self.of(name)
-        self._started = True
-        for nsp in list(self._namespaces.values()):
-            await nsp.adapter.init()
+        await self.lifecycle.startup()
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Disconnect every client (reason `server shutting down`) and wait for their handlers."""
-        await self._disconnect_everyone(timeout)
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=timeout)
-        # The server restores its own signal handlers as it exits; a later run hooks them again.
-        self._signals_hooked = False
-        self._started = False
-        for nsp in list(self._namespaces.values()):
-            await nsp.adapter.close()
-            if nsp.recovery is not None:
-                await nsp.recovery.close()
-        # Let disconnect handlers that were just scheduled run.
-        await asyncio.sleep(0)
+        await self.lifecycle.shutdown(timeout)
 
-    def _hook_server_signals(self) -> None:
-        """Begin the orderly shutdown as soon as the server is told to stop.
+    def declare_namespaces(self) -> None:
+        for name in list(self._static):
+            self.of(name)
 
-        uvicorn closes its connections (WebSockets with 1012, long-polls when they end) before
-        it runs the lifespan shutdown, which would then find no client left to tell; and a
-        mounted app gets no lifespan events at all. So the signal handler the server installed
-        is wrapped: clients are disconnected with `server shutting down` and pending long-polls
-        answered first, then the server's own handler runs. Only in the main thread, and only
-        over a Python handler (a server that installed none is not shutting down gracefully).
-        """
-        if self._signals_hooked or threading.current_thread() is not threading.main_thread():
-            return
-        self._signals_hooked = True
-        loop = asyncio.get_running_loop()
-
-        def begin() -> None:
-            task = loop.create_task(self._disconnect_everyone())
-            self._background.add(task)  # held: the loop keeps only a weak reference
-            task.add_done_callback(self._background.discard)
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous = signal.getsignal(signum)
-            if not callable(previous):
-                continue
-
-            def handler(sig: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
-                loop.call_soon_threadsafe(begin)
-                previous(sig, frame)
-
-            signal.signal(signum, handler)
-
-    async def _disconnect_everyone(self, timeout: float = 5.0) -> None:
-        clients = [s.context for s in self.manager.sessions.values() if s.context is not None]
-        await self.manager.shutdown()
-        if clients:
-            idle = [asyncio.ensure_future(c.wait_idle()) for c in clients]
-            await asyncio.wait(idle, timeout=timeout)
+    def namespaces(self) -> list[Namespace]:
+        return list(self._namespaces.values())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""
-        if not self._signals_hooked and scope["type"] != "lifespan":
-            self._hook_server_signals()  # mounted: no lifespan events reach this app
-        if not self._announced and scope["type"] != "lifespan":
-            self._announce(str(scope.get("root_path", "")).rstrip("/"))
+        self.lifecycle.first_request(scope)
         if scope["type"] == "lifespan":
-            await self._serve_lifespan(receive, send)
+            await self.lifecycle.serve_lifespan(receive, send)
         elif self.docs and scope["type"] == "http" and scope["path"].rstrip("/").endswith(("/asyncapi", "/asyncapi.json")):
             # Mounted, the docs live under the mount path too.
             request = Request(scope, receive)
@@ -305,16 +224,6 @@ class Realtime(Broadcaster):
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
-    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        await self.startup()
-        self._announce("")
-        await send({"type": "lifespan.startup.complete"})
-        message = await receive()
-        await self.shutdown()
-        await send({"type": "lifespan.shutdown.complete"})
 
     # -- handlers and routers -------------------------------------------------------------------
     def _table(self, namespace: NamespaceSpec) -> HandlerTable:
@@ -447,9 +356,9 @@ class Realtime(Broadcaster):
         nsp = self._namespaces.get(name)
         if nsp is None:
             nsp = self._namespaces[name] = Namespace(self, name, self._table(name))
-            if self._started:
+            if self.lifecycle.started:
                 # Made while serving: its adapter starts now (shutdown waits for it).
-                self._track(asyncio.get_running_loop().create_task(nsp.adapter.init()))
+                self.lifecycle.spawn(nsp.adapter.init())
         return nsp
 
     async def namespace_for(self, name: str, auth: Any) -> Namespace | None:
@@ -493,11 +402,7 @@ class Realtime(Broadcaster):
         store = nsp.recovery
         if store is None:
             return
-        self._track(asyncio.get_running_loop().create_task(store.persist(snapshot)))
-
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._background.add(task)  # held: the loop keeps only a weak reference
-        task.add_done_callback(self._background.discard)
+        self.lifecycle.spawn(store.persist(snapshot))
 
     def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:
         payload: dict[str, Any] = {"message": message}
