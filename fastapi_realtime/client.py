@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from . import admission
 from .exceptions import RemoteProtocolError
-from .recovery import Restored, generate_pid, valid_token
 from .sessions import EngineSession
 from .socket import Socket
 from .socketio.packet import Packet, PacketType
 from .socketio.parser import Decoder
 
 if TYPE_CHECKING:
-    from .namespace import Namespace
     from .server import Realtime
 
 logger = logging.getLogger("fastapi_realtime")
@@ -108,7 +107,7 @@ class Client:
             if socket is not None:
                 self.close()  # a second CONNECT for the same namespace: invalid state
             else:
-                await self._connect(packet)
+                await admission.connect(self, packet)
         elif kind is PacketType.CONNECT_ERROR:
             return  # only meaningful server -> client; Node ignores it too
         elif socket is None:
@@ -118,72 +117,11 @@ class Client:
         else:
             await socket.handle_event(packet)
 
-    async def _connect(self, packet: Packet) -> None:
-        server = self.server
-        name = packet.namespace
-        auth: dict[str, Any] = packet.data if packet.data is not None else {}
-        nsp = await server.namespace_for(name, auth)
-        if nsp is None:
-            self.session.send(server.connect_error_frames(name, "Invalid namespace", None))
-            return
-        socket, restored = await self._new_socket(nsp, auth)
-        self.sockets[name] = socket
-        rejection = await nsp.admit(socket, auth)
-        if rejection is not None or not socket.connected:
-            # Refused, or the client went away before its middlewares let it in (then, as in
-            # Node, its connect handler never ran): nothing of it stays registered, and a
-            # session it tried to recover stays for its real owner.
-            socket._held = None
-            self.forget(socket)
-            nsp.remove(socket)
-            if restored is not None and nsp.recovery is not None:
-                await nsp.recovery.put_back(restored)
-            if rejection is not None:
-                self.session.send(server.connect_error_frames(name, rejection.message, rejection.data))
-            return
-        if self.session.closed:
-            # Gone while the connect handler ran: the close job that follows in this client's
-            # order tells the disconnect handler.
-            socket._held = None
-            return
-        self.session.manager.admit(self.session)
+    def joined(self) -> None:
+        """A namespace admitted the client: the connect timeout no longer applies."""
         if self._connect_timer is not None:
             self._connect_timer.cancel()
             self._connect_timer = None
-        reply = nsp.connect_reply(socket)
-        missed = restored.missed if restored is not None else None
-        if missed:
-            # The missed events, with their original offsets, then the CONNECT reply (§2.4.6);
-            # only now, so a middleware that refuses the recovered client leaks nothing.
-            self.session.send([*missed, *reply], bounded=False)
-        else:
-            self.session.send(reply)
-        socket.release_held()
-
-    async def _new_socket(self, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, Restored | None]:
-        """A fresh socket, or the recovered one (with what the store gave back: the frames it
-        missed) when the auth carries a valid pid and offset."""
-        store = nsp.recovery
-        if store is None:
-            return Socket(nsp, self, self.server.generate_socket_id(), auth), None
-        pid, offset = auth.get("pid"), auth.get("offset")
-        if valid_token(pid) and valid_token(offset):
-            restored = await store.restore(pid, offset)
-            if restored is not None:
-                snapshot = restored.snapshot
-                if snapshot.sid in nsp.sockets:
-                    await store.put_back(restored)  # its id is in use: not ours to take
-                else:
-                    socket = Socket(nsp, self, snapshot.sid, auth)
-                    socket.pid = snapshot.pid
-                    socket.recovered = True
-                    socket.data = snapshot.data
-                    # No await since the store's replay ended: nothing falls in between.
-                    nsp.begin_recovery(snapshot.sid, snapshot.rooms)
-                    return socket, restored
-        socket = Socket(nsp, self, self.server.generate_socket_id(), auth)
-        socket.pid = generate_pid()
-        return socket, None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def forget(self, socket: Socket) -> None:

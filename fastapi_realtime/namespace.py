@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, Broadcaster
-from .exceptions import ConnectionRejected
 from .recovery import RecoveryStore
 from .router import HandlerTable, Middleware
 from .socketio.packet import Packet, PacketType, encode
@@ -131,46 +130,9 @@ class Namespace(Broadcaster):
         self._recovering.pop(socket.id, None)
         self.adapter.remove_all(socket.id)
 
-    async def run_middlewares(self, socket: Socket) -> None:
-        for middleware in (*self.server.middlewares, *self.table.middlewares):
-            result = middleware(socket)
-            if inspect.isawaitable(result):
-                await result
-
-    async def admit(self, socket: Socket, auth: Any) -> ConnectionRejected | None:
-        """Middlewares, then (if the client is still there) the connect handler.
-
-        Returns the rejection, if any; `socket.connected` tells whether the socket got as far
-        as its connect handler (it is registered from then on).
-        """
-        rejection: ConnectionRejected | None = None
-        try:
-            if not (socket.recovered and self.server.skip_recovery_middlewares):
-                await self.run_middlewares(socket)
-            if socket.client.session.closed:
-                return None
-            self.add(socket)
-            socket.connected = True
-            if self.table.connect is not None:
-                await self.table.connect.call(socket, [auth])
-        except ConnectionRejected as exc:
-            rejection = exc
-        except Exception as exc:
-            rejection = await self.server.reject_connection(socket, exc)
-        if rejection is not None:
-            socket.connected = False
-            self.remove(socket)
-        return rejection
-
     def use(self, middleware: Middleware) -> Middleware:
         self.table.middlewares.append(middleware)
         return middleware
 
     def _all(self) -> BroadcastOperator:
         return BroadcastOperator(self)
-
-    def connect_reply(self, socket: Socket) -> list[EioFrame]:
-        data: dict[str, str] = {"sid": socket.id}
-        if socket.pid is not None:
-            data["pid"] = socket.pid
-        return self.encode(Packet(PacketType.CONNECT, self.name, data))

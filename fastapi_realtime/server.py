@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from ._types import EioFrame, Receive, Scope, Send
+from ._types import Receive, Scope, Send
 from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
@@ -23,8 +23,7 @@ from .asyncapi import asyncapi_html, build_asyncapi, info_from_scope
 from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
-from .errors import client_error, connect_rejection, internal_error
-from .exceptions import ConnectionRejected
+from .errors import client_error, internal_error
 
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions, Transports
@@ -43,7 +42,6 @@ from .router import (
 )
 from .sessions import SessionManager
 from .socket import Socket
-from .socketio.packet import Packet, PacketType
 
 logger = logging.getLogger("fastapi_realtime")
 
@@ -279,13 +277,13 @@ class Realtime(Broadcaster):
 
         return decorator
 
-    def _exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
         return find_exception_handler(tuple(self.exception_handlers.items()), exc)
 
     async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any:
         """What the client hears when a handler raised (its routers' exception handlers did not
         take it): the ack to send, or None."""
-        handler = self._exception_handler_for(exc)
+        handler = self.exception_handler_for(exc)
         if handler is not None:
             try:
                 return await call_exception_handler(handler, socket, exc)
@@ -301,29 +299,6 @@ class Realtime(Broadcaster):
             return None
         logger.exception("handler for %r failed on %s", event, socket.namespace, exc_info=exc)
         return internal_error() if wants_ack else None
-
-    async def reject_connection(self, socket: Socket, exc: Exception) -> ConnectionRejected:
-        """The CONNECT_ERROR for an exception from a connect middleware or handler.
-
-        An exception handler (the connect handler's routers', then the server's) may return a
-        ConnectionRejected, or raise one; any other return value becomes the error's `data`.
-        """
-        spec = socket.nsp.table.connect
-        handler = (None if spec is None else spec.exception_handler_for(exc)) or self._exception_handler_for(exc)
-        if handler is not None:
-            try:
-                result = await call_exception_handler(handler, socket, exc)
-            except ConnectionRejected as rejection:
-                return rejection
-            except Exception:
-                logger.exception("exception handler failed for the connection to %s", socket.namespace)
-                return ConnectionRejected("Internal server error")
-            return result if isinstance(result, ConnectionRejected) else ConnectionRejected("Connection rejected", result)
-        refused = connect_rejection(exc)
-        if refused is None:
-            logger.exception("connect handler failed on %s", socket.namespace, exc_info=exc)
-            return ConnectionRejected("Internal server error")
-        return refused
 
     def on(
         self,
@@ -403,12 +378,6 @@ class Realtime(Broadcaster):
         if store is None:
             return
         self.lifecycle.spawn(store.persist(snapshot))
-
-    def connect_error_frames(self, namespace: str, message: str, data: Any) -> list[EioFrame]:
-        payload: dict[str, Any] = {"message": message}
-        if data is not None:
-            payload["data"] = data
-        return self.of_any(namespace).encode(Packet(PacketType.CONNECT_ERROR, namespace, payload))
 
     def of_any(self, name: str) -> Namespace:
         # Encoding needs a namespace object; the root one serves for names that do not exist.
