@@ -38,6 +38,15 @@ def ack_value(args: list[Any]) -> Any:
     return tuple(args)
 
 
+def ack_data(result: Any) -> list[Any]:
+    """A handler's return value as an ack's arguments (the inverse of `ack_value`)."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
 def event_packet(namespace: str, event: str, args: tuple[Any, ...]) -> Packet:
     if not isinstance(event, str):
         raise TypeError("event name must be a string")

@@ -10,7 +10,7 @@ from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import BroadcastOperator, Broadcaster
 from .recovery import RecoveryStore
-from .router import HandlerTable, Middleware
+from .router import HandlerTable, Hooks, UsesMiddlewares
 from .socketio.packet import Packet, PacketType, encode
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def _server_side_event(event: str) -> str:
     return event
 
 
-class Namespace(Broadcaster):
+class Namespace(Broadcaster, UsesMiddlewares):
     """Server-side state of one namespace; also offers the broadcast operations on all of it."""
 
     def __init__(self, server: Realtime, name: str, table: HandlerTable) -> None:
@@ -130,9 +130,8 @@ class Namespace(Broadcaster):
         self._recovering.pop(socket.id, None)
         self.adapter.remove_all(socket.id)
 
-    def use(self, middleware: Middleware) -> Middleware:
-        self.table.middlewares.append(middleware)
-        return middleware
+    def _hooks(self) -> Hooks:
+        return self.table
 
     def _all(self) -> BroadcastOperator:
         return BroadcastOperator(self)

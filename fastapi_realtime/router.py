@@ -6,7 +6,7 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar, overload
 
 from fastapi import params
 from starlette.applications import Starlette
@@ -173,7 +173,63 @@ class HandlerTable:
         self.middlewares.extend(other.middlewares)
 
 
-class RealtimeRouter:
+class Hooks(Protocol):
+    """Where connect middlewares, event middlewares and exception handlers are kept."""
+
+    middlewares: list[Middleware]
+    event_middlewares: list[EventMiddleware]
+    exception_handlers: dict[type[BaseException], ExceptionHandler]
+
+
+class UsesMiddlewares:
+    """`use`: connect middlewares, for the server, routers and namespaces alike."""
+
+    def _hooks(self) -> Hooks:
+        raise NotImplementedError
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add a connect middleware: `async def mw(socket)`, raising ConnectionRejected to refuse.
+
+        Usable as a decorator.
+        """
+        check_callable(middleware, "middleware")
+        self._hooks().middlewares.append(middleware)
+        return middleware
+
+
+class RegistersHooks(UsesMiddlewares):
+    """`use`, `event_middleware` and `exception_handler`, for the server (every namespace) and
+    routers (their handlers and their nested routers')."""
+
+    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
+        """Add a per-event middleware (Node's `socket.use`); usable as a decorator.
+
+        `async def mw(socket, event, args, call_next)`: inspect or change the event and its
+        arguments and `return await call_next(event, args)` (its result is the ack), or raise to
+        refuse the event (the exception handlers decide what the client hears).
+        """
+        check_callable(middleware, "event middleware")
+        self._hooks().event_middlewares.append(middleware)
+        return middleware
+
+    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        """Handle `exc_type` raised by the handlers in scope: `async def h(socket, exc)`. Its
+        return value is the ack when the client asked for one.
+
+        The most specific exception class wins; for one class, the innermost router's handler.
+        """
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise TypeError("exception_handler takes an exception class")
+
+        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+            check_callable(handler, "exception handler")
+            self._hooks().exception_handlers[exc_type] = handler
+            return handler
+
+        return decorator
+
+
+class RealtimeRouter(RegistersHooks):
     """A group of handlers for one namespace; `Realtime.include_router` adds it to a server."""
 
     def __init__(self, namespace: NamespaceSpec = "/", *, dependencies: Sequence[params.Depends] = ()) -> None:
@@ -185,6 +241,9 @@ class RealtimeRouter:
         # Who includes this router, and with which namespaces: to refuse the same include twice.
         # Weak: a router declared at module level must not keep every server it served alive.
         self._included_in: weakref.WeakKeyDictionary[object, list[NamespaceSpec]] = weakref.WeakKeyDictionary()
+
+    def _hooks(self) -> Hooks:
+        return self.table
 
     def __repr__(self) -> str:
         events = [*(["connect"] if self.table.connect else []), *self.table.events]
@@ -255,44 +314,6 @@ class RealtimeRouter:
             check_callable(func, "handler")
             self.table.merge(HandlerTable(server_side={event: func}), repr(self.namespace))
             return func
-
-        return decorator
-
-    def use(self, middleware: Middleware) -> Middleware:
-        """Add a connect middleware: `async def mw(socket)`, raising ConnectionRejected to refuse.
-
-        Usable as a decorator.
-        """
-        check_callable(middleware, "middleware")
-        self.table.middlewares.append(middleware)
-        return middleware
-
-    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
-        """Add a per-event middleware (Node's `socket.use`) for this router's handlers (and its
-        nested routers'); usable as a decorator.
-
-        `async def mw(socket, event, args, call_next)`: inspect or change the event and its
-        arguments and `return await call_next(event, args)` (its result is the ack), or raise to
-        refuse the event (the exception handlers decide what the client hears).
-        """
-        check_callable(middleware, "event middleware")
-        self.table.event_middlewares.append(middleware)
-        return middleware
-
-    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
-        """Handle `exc_type` raised by this router's handlers (and its nested routers'):
-        `async def h(socket, exc)`. Its return value is the ack when the client asked for one.
-
-        The most specific exception class wins; for one class, the innermost router's handler.
-        """
-
-        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            raise TypeError("exception_handler takes an exception class")
-
-        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
-            check_callable(handler, "exception handler")
-            self.table.exception_handlers[exc_type] = handler
-            return handler
 
         return decorator
 

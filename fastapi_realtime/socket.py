@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
 from .adapters.base import BroadcastOptions
-from .broadcast import BroadcastOperator, RoomArg, ack_value, event_packet, rooms_of
+from .broadcast import DEFAULT_ACK_TIMEOUT, BroadcastOperator, RoomArg, ack_data, ack_value, event_packet, rooms_of
 from .errors import internal_error
 from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("fastapi_realtime")
 
-DEFAULT_ACK_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -272,12 +271,7 @@ class Socket:
             result = await self.nsp.server.handle_exception(self, exc, event, ack_id is not None)
         if ack_id is not None and self.connected and result is not NO_HANDLER:
             # Like Node: nobody listening means no ack, and the client's ack times out.
-            if result is None:
-                data: list[Any] = []
-            elif isinstance(result, tuple):
-                data = list(result)
-            else:
-                data = [result]
+            data = ack_data(result)
             try:
                 frames = self.nsp.encode(Packet(PacketType.ACK, self.nsp.name, data, ack_id))
             except (TypeError, ValueError, RecursionError):
