@@ -1,6 +1,7 @@
 """Socket.IO-compatible realtime endpoints (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette."""
 
 from .adapters import Adapter, BroadcastOptions, MemoryAdapter
+from .asyncapi.routes import docs_routes
 from .broadcast import BroadcastOperator, RemoteSocket
 from .dependencies import Auth, CurrentRealtime, CurrentSocket
 from .exceptions import (
@@ -20,6 +21,12 @@ from .router import RealtimeRouter
 from .server import Realtime
 from .socket import Handshake, Socket
 from ._version import __version__
+
+# The AsyncAPI docs are built on the server and never imported by it: the package entry, above
+# both, installs their routes on every Realtime (`<path>/asyncapi.json`, `<path>/asyncapi`;
+# `Realtime(docs=False)` turns them off). Importing any fastapi_realtime module runs this first.
+if docs_routes not in Realtime.route_extensions:
+    Realtime.route_extensions.append(docs_routes)
 
 __all__ = [
     "DisconnectReason",

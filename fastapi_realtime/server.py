@@ -6,20 +6,19 @@ import contextlib
 import inspect
 import logging
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, params
 from fastapi.encoders import jsonable_encoder
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from ._types import Receive, Scope, Send
 from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
-from .asyncapi import asyncapi_html, build_asyncapi, info_from_scope
 from .broadcast import BroadcastOperator, Broadcaster
 from .client import ClientManager
 from .engineio.handshake import generate_sid
@@ -29,14 +28,16 @@ from .namespace import Namespace
 from .options import AllowRequest, EngineOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .lifecycle import Lifecycle
-from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, check_callable, find_exception_handler
+from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .router import (
     H,
     HandlerTable,
+    Hooks,
     Middleware,
     NamespaceSpec,
     NotAnAPIRouter,
     RealtimeRouter,
+    RegistersHooks,
     check_router,
     mark_included,
 )
@@ -49,6 +50,10 @@ AdapterFactory = Callable[[Namespace], Adapter]
 RecoveryStoreFactory = Callable[[Namespace, RecoveryOptions], RecoveryStore]
 # Every method reaches the engine, which answers the unexpected ones as Node does.
 HTTP_METHODS = ("GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "HEAD")
+# Routes served beside the endpoint by modules above the server (the AsyncAPI docs): an extension
+# is called with the server and gives GET endpoints by sub-path of its path (`"/asyncapi"`).
+RouteEndpoint = Callable[[Request], Awaitable[Response]]
+RouteExtension = Callable[["Realtime"], Mapping[str, RouteEndpoint]]
 
 
 def _json_default(obj: Any) -> Any:
@@ -56,7 +61,7 @@ def _json_default(obj: Any) -> Any:
     return jsonable_encoder(obj)
 
 
-class Realtime(Broadcaster):
+class Realtime(Broadcaster, RegistersHooks):
     """A Socket.IO server (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette.
 
     Include `realtime.router` into a FastAPI app, or mount the object itself as an ASGI app.
@@ -64,6 +69,8 @@ class Realtime(Broadcaster):
 
     # What FastAPI's include_router reads first: `app.include_router(realtime)` says what to write.
     routes = _contains_router = NotAnAPIRouter()
+    # Installed by the package entry (fastapi_realtime/__init__.py): the server imports none of them.
+    route_extensions: ClassVar[list[RouteExtension]] = []
 
     def __init__(
         self,
@@ -161,32 +168,20 @@ class Realtime(Broadcaster):
                 Route(path, self.app, methods=list(HTTP_METHODS), include_in_schema=False, name=name)
             )
             router.routes.append(WebSocketRoute(path, self.app))
-        if self.docs:
-            router.add_api_route(base + "/asyncapi.json", self._asyncapi_json, methods=["GET"], include_in_schema=False)
-            router.add_api_route(base + "/asyncapi", self._asyncapi_page, methods=["GET"], include_in_schema=False)
+        # Served when mounted too (see __call__), under the mount path.
+        self._extension_routes = {sub: ep for extension in self.route_extensions for sub, ep in extension(self).items()}
+        for sub, endpoint in self._extension_routes.items():
+            router.add_api_route(base + sub, endpoint, methods=["GET"], include_in_schema=False)
         return router
 
-    def _asyncapi(self, request: Request) -> dict[str, Any]:
-        # The document is served beside the endpoint: its own URL tells where clients connect,
-        # whatever prefix, mount path or root_path put it there.
-        root, served = request.scope.get("root_path", ""), request.scope["path"]
-        if not served.startswith(root):  # servers differ on whether `path` includes root_path
-            served = root + served
-        path = served.rstrip("/").rsplit("/", 1)[0] or "/"
-        info = info_from_scope(
-            request.scope, title=self.docs_title, version=self.docs_version, description=self.docs_description
-        )
-        return build_asyncapi(
-            self, title=info.title, version=info.version, description=info.description,
-            host=request.url.netloc, path=path,
-        )
+    def handler_tables(self) -> list[tuple[NamespaceSpec, HandlerTable]]:
+        """Every namespace with its handler table, the named ones first (what the AsyncAPI docs read)."""
+        return [*self._static.items(), *self._dynamic]
 
-    async def _asyncapi_json(self, request: Request) -> JSONResponse:
-        return JSONResponse(self._asyncapi(request))
-
-    async def _asyncapi_page(self, request: Request) -> HTMLResponse:
-        document = self._asyncapi(request)
-        return HTMLResponse(asyncapi_html(document, json_url="asyncapi.json"))
+    def _extension_endpoint(self, path: str) -> RouteEndpoint | None:
+        """The extension route a request under the mount path is for (whatever the mount path)."""
+        path = path.rstrip("/")
+        return next((endpoint for sub, endpoint in self._extension_routes.items() if path.endswith(sub)), None)
 
     # -- lifespan (fastapi_realtime.lifecycle) --------------------------------------------------
     def lifespan(self, app: Any = None) -> contextlib.AbstractAsyncContextManager[None]:
@@ -212,13 +207,9 @@ class Realtime(Broadcaster):
         self.lifecycle.first_request(scope)
         if scope["type"] == "lifespan":
             await self.lifecycle.serve_lifespan(receive, send)
-        elif self.docs and scope["type"] == "http" and scope["path"].rstrip("/").endswith(("/asyncapi", "/asyncapi.json")):
-            # Mounted, the docs live under the mount path too.
-            request = Request(scope, receive)
-            if scope["path"].rstrip("/").endswith(".json"):
-                response: Response = await self._asyncapi_json(request)
-            else:
-                response = await self._asyncapi_page(request)
+        elif scope["type"] == "http" and (endpoint := self._extension_endpoint(scope["path"])) is not None:
+            # Mounted, the extensions' routes (the docs) live under the mount path too.
+            response = await endpoint(Request(scope, receive))
             await response(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -258,24 +249,8 @@ class Realtime(Broadcaster):
             target.merge(table, where)
         mark_included(router, self, namespace)
 
-    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
-        """A per-event middleware for every namespace (see `RealtimeRouter.event_middleware`)."""
-        check_callable(middleware, "event middleware")
-        self.event_middlewares.append(middleware)
-        return middleware
-
-    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
-        """Handle `exc_type` raised by any handler: `async def h(socket, exc)`; returns the ack."""
-
-        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            raise TypeError("exception_handler takes an exception class")
-
-        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
-            check_callable(handler, "exception handler")
-            self.exception_handlers[exc_type] = handler
-            return handler
-
-        return decorator
+    def _hooks(self) -> Hooks:
+        return self  # server-wide: for every namespace
 
     def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
         return find_exception_handler(tuple(self.exception_handlers.items()), exc)
@@ -318,12 +293,6 @@ class Realtime(Broadcaster):
             return func
 
         return decorator
-
-    def use(self, middleware: Middleware) -> Middleware:
-        """A connect middleware for every namespace: `async def mw(socket)`; raise ConnectionRejected to refuse."""
-        check_callable(middleware, "middleware")
-        self.middlewares.append(middleware)
-        return middleware
 
     # -- namespaces ------------------------------------------------------------------------------
     def of(self, name: str) -> Namespace:

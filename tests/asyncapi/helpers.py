@@ -1,4 +1,4 @@
-"""Shared by the AsyncAPI tests: the official schema's validator, and reading the HTML page."""
+"""Shared by the AsyncAPI tests: the official schema's validator, finding things in a document, reading the HTML page."""
 
 from __future__ import annotations
 
@@ -106,3 +106,59 @@ def h1(page: str) -> str:
     found = re.search(r"<h1>(.*?)</h1>", page, re.DOTALL)
     assert found, "no <h1>"
     return "".join(parse(found.group(0)).text)
+
+
+# -- finding things in a document ------------------------------------------------------------------
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    """What a local reference points at, following references to references."""
+    for _ in range(5):
+        assert ref.startswith("#/"), ref
+        node: Any = document
+        for part in ref[2:].split("/"):
+            assert isinstance(node, dict) and part in node, f"dangling $ref {ref}"
+            node = node[part]
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        ref = node["$ref"]
+    raise AssertionError(f"reference chain too long at {ref}")
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for value in node.values() for r in refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in refs(value)]
+    return []
+
+
+def operation_for(document: dict[str, Any], channel: str, event: str) -> dict[str, Any]:
+    for operation in document["operations"].values():
+        if operation["channel"]["$ref"] != f"#/channels/{channel}":
+            continue
+        for ref in operation["messages"]:
+            message = resolve(document, ref["$ref"])
+            if message.get("name") == event:
+                return dict(operation)
+    raise AssertionError(f"no operation for {event!r} in {channel}")
+
+
+def payload_of(document: dict[str, Any], channel: str, event: str) -> dict[str, Any]:
+    operation = operation_for(document, channel, event)
+    return dict(resolve(document, operation["messages"][0]["$ref"])["payload"])
+
+
+def ack_of(document: dict[str, Any], channel: str, event: str) -> dict[str, Any] | None:
+    """The success ack's payload; the reply's other message is the shared error ack."""
+    reply = operation_for(document, channel, event).get("reply")
+    if reply is None:
+        return None
+    ack, error = (resolve(document, ref["$ref"]) for ref in reply["messages"])
+    assert error["title"] == "Error ack"
+    return dict(ack["payload"])
+
+
+def validator_for(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema.Draft7Validator:
+    """A draft-07 validator for a schema inside the document: its #/components refs resolve."""
+    return jsonschema.Draft7Validator({**schema, "components": document["components"]})
