@@ -69,7 +69,7 @@ def _is_subclass(annotation: Any, name: str) -> bool:
     return any(klass.__name__ == name and klass.__module__.startswith("fastapi_realtime") for klass in annotation.__mro__)
 
 
-def _resolve(annotation: Any, namespace: dict[str, Any]) -> Any:
+def resolve_annotation(annotation: Any, namespace: dict[str, Any]) -> Any:
     """A string annotation evaluated in the handler's module, one parameter at a time, so one
     unresolvable annotation does not hide the others."""
     if not isinstance(annotation, str):
@@ -294,12 +294,12 @@ class HandlerSpec:
         namespace = getattr(inspect.unwrap(self.func), "__globals__", {})
         signature = inspect.signature(self.func)
         for name, source, validator in pending:
-            annotation = _resolve(signature.parameters[name].annotation, namespace)
+            annotation = resolve_annotation(signature.parameters[name].annotation, namespace)
             subject = f"parameter {'*' + name if source == _REST else name!r}"
             _build(validator, annotation, self.func, subject, _PARAMETER_ADVICE, final=True)
         if self.response is not None and not _complete(self.response):
             if self.response_model is UNSET:
-                subject, annotation = "the return annotation", _resolve(signature.return_annotation, namespace)
+                subject, annotation = "the return annotation", resolve_annotation(signature.return_annotation, namespace)
             else:
                 subject, annotation = "response_model", self.response_model
             _build(self.response, annotation, self.func, subject, _RESPONSE_ADVICE, final=True)
@@ -332,7 +332,7 @@ class HandlerSpec:
         to_validate: list[tuple[int, Any, str]] = []
         index = 0
         for param in signature.parameters.values():
-            annotation = _resolve(param.annotation, namespace)
+            annotation = resolve_annotation(param.annotation, namespace)
             default = MISSING if param.default is param.empty else param.default
             if param.kind is param.VAR_KEYWORD:
                 continue
@@ -375,7 +375,7 @@ class HandlerSpec:
             dependant = _build_dependant(func, injected, dependencies)
         response_model_arg = response_model
         if response_model is UNSET:
-            response_model = _resolve(signature.return_annotation, namespace)
+            response_model = resolve_annotation(signature.return_annotation, namespace)
         response = None
         spread = False
         if _needs_validation(response_model) and response_model is not None and response_model is not type(None):

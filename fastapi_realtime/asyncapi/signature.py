@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..handlers import UNSET, HandlerSpec
+from ..handlers import UNSET, HandlerSpec, resolve_annotation
 
 __all__ = ["Param", "Signature", "handler_signature"]
 
@@ -40,14 +40,8 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _resolve(annotation: Any, hints: dict[str, Any], name: str, namespace: dict[str, Any]) -> Any:
-    if name in hints:
-        return hints[name]
-    if isinstance(annotation, str):
-        try:
-            return eval(annotation, namespace)  # noqa: S307 - the handler module's own annotation text
-        except Exception:
-            return annotation
-    return annotation
+    # The server's own rule (one parameter at a time) where get_type_hints gave up.
+    return hints[name] if name in hints else resolve_annotation(annotation, namespace)
 
 
 def handler_signature(spec: HandlerSpec) -> Signature:
