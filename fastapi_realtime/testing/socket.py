@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
-from ..broadcast import ack_value
+from ..broadcast import ack_data, ack_value
 from ..exceptions import AckTimeoutError, DisconnectedError, LocalProtocolError
 from ..socketio.packet import Packet, PacketType, encode
 from ..socketio.parser import Decoder
@@ -202,7 +202,7 @@ class ClientSocket:
                 self._asgi.errors.append(exc)
                 return
         if ack_id is not None and self.connected:
-            data = [] if result is None else list(result) if isinstance(result, tuple) else [result]
+            data = ack_data(result)
             self._send(Packet(PacketType.ACK, self.namespace, data, ack_id))
 
     def _on_close(self, reason: str) -> None:
