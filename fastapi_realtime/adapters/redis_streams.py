@@ -18,16 +18,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .._logging import RateLimitedLog
 from ..recovery import Encode, RecoveryOptions, RecoveryStore, Restored, SessionSnapshot
 from ..socketio.packet import Packet, PacketType
 from . import wire
+from .streams_wire import (
+    OFFSET,
+    EntryId,
+    RedisStreamsOptions,
+    decode_entry,
+    ephemeral,
+    format_id,
+    pairs,
+    parse_id,
+    reaches,
+    snapshot_of,
+    stream_for,
+    text,
+)
 from .base import BroadcastOptions, NamespaceHooks
 from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
 from .redis_link import (
@@ -35,83 +47,22 @@ from .redis_link import (
     LinkOptions,
     RedisLink,
     RedisUnavailable,
-    positive_seconds,
     stop_tasks,
     url_connector,
 )
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
-OFFSET = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
 # Entries read per XRANGE while computing what a recovering client missed, and how many reads
 # at most (a replay longer than that fails the recovery: the client starts afresh).
 REPLAY_CHUNK = 1000
 MAX_REPLAY_READS = 100
-
-EntryId = tuple[int, int]
 
 # A session not found for a client whose offset is this recent (ms behind the newest entry
 # read) is looked for again, SESSION_WAIT_STEPS times SESSION_WAIT_STEP seconds at most.
 RECENT_OFFSET_MS = 2000
 SESSION_WAIT_STEP = 0.025
 SESSION_WAIT_STEPS = 12
-
-
-def parse_id(text: str) -> EntryId:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def format_id(entry: EntryId) -> str:
-    return f"{entry[0]}-{entry[1]}"
-
-
-def java_hash(text: str) -> int:
-    """JavaScript's `hash = hash * 31 + charCode; hash |= 0` over UTF-16 code units."""
-    value = 0
-    data = text.encode("utf-16-le")
-    for i in range(0, len(data), 2):
-        value = (value * 31 + int.from_bytes(data[i : i + 2], "little")) & 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
-def stream_for(namespace: str, name: str, count: int) -> str:
-    if count == 1:
-        return name
-    h = java_hash(namespace)
-    # JavaScript's % keeps the dividend's sign.
-    index = abs(h) % count * (-1 if h < 0 else 1)
-    return f"{name}-{index}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedisStreamsOptions:
-    """Options (Node's names in comments). Durations are in seconds."""
-
-    stream_name: str = "socket.io"  # streamName
-    stream_count: int = 1  # streamCount
-    channel_prefix: str = "socket.io"  # channelPrefix
-    use_sharded_pubsub: bool = False  # useShardedPubSub
-    max_len: int = 10_000  # maxLen (XADD MAXLEN ~)
-    read_count: int = 100  # readCount
-    block_time: float = 5.0  # blockTimeInMs / 1000
-    session_key_prefix: str = "sio:session:"  # sessionKeyPrefix
-    only_plaintext: bool = False  # onlyPlaintext
-    requests_timeout: float = 5.0
-
-    def __post_init__(self) -> None:
-        for name in ("stream_name", "channel_prefix", "session_key_prefix"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string")
-        for name in ("stream_count", "max_len", "read_count"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer")
-        for name in ("block_time", "requests_timeout"):
-            positive_seconds(name, getattr(self, name))
-        for name in ("use_sharded_pubsub", "only_plaintext"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool")
 
 
 class StreamReader:
@@ -179,7 +130,7 @@ class StreamReader:
                 if position is None:
                     # Start after the last entry: its id is where replays and live delivery meet.
                     last = await client.execute_command("XREVRANGE", self.stream, "+", "-", "COUNT", 1)
-                    position = _text(last[0][0]) if last else "0-0"
+                    position = text(last[0][0]) if last else "0-0"
                     self.delivered = parse_id(position)
                     self._ready.set()
                 reply = await client.xread(
@@ -188,7 +139,7 @@ class StreamReader:
                 delay = link.options.reconnect_min
                 for _, entries in reply or ():
                     for raw_id, fields in entries:
-                        entry_id = _text(raw_id)
+                        entry_id = text(raw_id)
                         position = entry_id
                         await hub.dispatch(entry_id, fields)
                         self.delivered = parse_id(entry_id)
@@ -244,49 +195,9 @@ class StreamsHub:
         if not isinstance(fields, dict):
             return
         nsp = fields.get(b"nsp")
-        adapter = self.adapters.get(_text(nsp)) if nsp is not None else None
+        adapter = self.adapters.get(text(nsp)) if nsp is not None else None
         if adapter is not None:
             await adapter.on_entry(entry_id, fields)
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def decode_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    """A stream entry's fields as a §6.1 message: data is JSON when it starts with `{`, else
-    base64 msgpack."""
-    message: dict[str, Any] = {
-        "uid": _text(fields.get(b"uid", b"")),
-        "nsp": _text(fields.get(b"nsp", b"")),
-    }
-    try:
-        message["type"] = int(_text(fields.get(b"type", b"")))
-    except ValueError:
-        raise wire.MalformedMessage("the entry's type is not a number") from None
-    raw = fields.get(b"data")
-    if raw:
-        if raw[:1] == b"{":
-            message["data"] = wire.from_json(raw)
-        else:
-            try:
-                message["data"] = wire.unpack(base64.b64decode(raw, validate=True))
-            except ValueError as exc:
-                raise wire.MalformedMessage(f"the entry's data is not base64: {exc}") from None
-    return message
-
-
-def _ephemeral(message: dict[str, Any]) -> bool:
-    kind = message["type"]
-    if kind == MessageType.BROADCAST:
-        return "requestId" in message.get("data", {})
-    return kind in (MessageType.SERVER_SIDE_EMIT, MessageType.FETCH_SOCKETS)
-
-
-def _reaches(rooms: list[str], opts: dict[str, Any]) -> bool:
-    targets = wire.room_list(opts.get("rooms"), "opts.rooms")
-    excluded = set(wire.room_list(opts.get("except"), "opts.except"))
-    return (not targets or any(room in targets for room in rooms)) and not any(room in excluded for room in rooms)
 
 
 class RedisStreamsAdapter(ClusterAdapter):
@@ -372,7 +283,7 @@ class RedisStreamsAdapter(ClusterAdapter):
 
     # -- the wire ------------------------------------------------------------------------------
     async def do_publish(self, message: dict[str, Any]) -> str | None:
-        if _ephemeral(message):
+        if ephemeral(message):
             self.link.publish(self.public_channel, self._pack(message), sharded=self.options.use_sharded_pubsub)
             return None
         fields: dict[str, Any] = {"uid": message["uid"], "nsp": message["nsp"], "type": str(message["type"])}
@@ -386,7 +297,7 @@ class RedisStreamsAdapter(ClusterAdapter):
         for key, value in fields.items():
             args += [key, value]
         entry = await self.link.command(*args)
-        return _text(entry)
+        return text(entry)
 
     def do_publish_response(self, requester: str, response: dict[str, Any]) -> None:
         channel = f"{self.options.channel_prefix}#{self.nsp.name}#{requester}#"
@@ -522,7 +433,7 @@ class StreamsRecoveryStore(RecoveryStore):
         if not raw:
             return None
         try:
-            snapshot = _snapshot(wire.unpack(base64.b64decode(raw, validate=True)))
+            snapshot = snapshot_of(wire.unpack(base64.b64decode(raw, validate=True)))
         except (wire.MalformedMessage, ValueError) as exc:
             adapter.malformed("a stored session", exc)
             return None
@@ -553,7 +464,7 @@ class StreamsRecoveryStore(RecoveryStore):
         if "requestId" in data or (isinstance(flags, dict) and flags.get("volatile")):
             return []
         event = wire.event_data(data.get("packet"), nsp.name)
-        if event is None or not _reaches(rooms, opts):
+        if event is None or not reaches(rooms, opts):
             return []
         return nsp.encode(Packet(PacketType.EVENT, nsp.name, [*event, entry_id]))
 
@@ -584,11 +495,11 @@ class StreamsRecoveryStore(RecoveryStore):
             if cursor >= target:
                 break
             start = format_id((cursor[0], cursor[1] + 1))
-            entries = _pairs(
+            entries = pairs(
                 await adapter.link.command("XRANGE", adapter.stream, start, format_id(target), "COUNT", REPLAY_CHUNK)
             )
             for raw_id, raw_fields in entries:
-                entry_id = _text(raw_id)
+                entry_id = text(raw_id)
                 cursor = parse_id(entry_id)
                 frames.extend(self._replayed(entry_id, raw_fields, rooms))
             if len(entries) < REPLAY_CHUNK:
@@ -599,26 +510,3 @@ class StreamsRecoveryStore(RecoveryStore):
             # The client saw entries (from another node) that this node's loop has not read yet.
             adapter._skip[snapshot.sid] = offset
         return frames
-
-
-def _pairs(entries: Any) -> list[tuple[Any, dict[bytes, bytes]]]:
-    out: list[tuple[Any, dict[bytes, bytes]]] = []
-    for item in entries or ():
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            raw_id, fields = item
-            if isinstance(fields, list):
-                fields = dict(zip(fields[::2], fields[1::2]))
-            if isinstance(fields, dict):
-                out.append((raw_id, fields))
-    return out
-
-
-def _snapshot(value: Any) -> SessionSnapshot:
-    session = wire.expect_dict(value, "session")
-    data = session.get("data")
-    return SessionSnapshot(
-        sid=wire.expect_str(session.get("sid"), "session sid"),
-        pid=wire.expect_str(session.get("pid"), "session pid"),
-        rooms=wire.room_list(session.get("rooms"), "session rooms"),
-        data=data if isinstance(data, dict) else {},
-    )
