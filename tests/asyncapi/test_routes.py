@@ -84,9 +84,3 @@ def test_docs_are_a_route_extension() -> None:
     assert docs_routes in Realtime.route_extensions
     assert set(docs_routes(Realtime())) == {"/asyncapi.json", "/asyncapi"}
     assert docs_routes(Realtime(docs=False)) == {}
-
-
-def test_the_package_modules_stay_small() -> None:
-    for path in sources("asyncapi"):
-        lines = len(path.read_text().splitlines())
-        assert lines <= 600, f"{module_name(path)} has {lines} lines"
