@@ -35,7 +35,7 @@ class Client:
     def __init__(self, server: Realtime, session: EngineSession) -> None:
         self.server = server
         self.session = session
-        self.decoder = Decoder(max_attachments=server.max_attachments)
+        self.decoder = Decoder(max_attachments=server.options.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self._inbox: list[Job] = []  # a list: cheaper than a deque when idle
         self._worker: asyncio.Task[None] | None = None
@@ -43,7 +43,7 @@ class Client:
         # Running calls of `concurrent=True` handlers; made on first use (most clients have none).
         self._concurrent: set[asyncio.Task[None]] | None = None
         loop = asyncio.get_running_loop()
-        self._connect_timer: asyncio.TimerHandle | None = loop.call_later(server.connect_timeout, self._connect_timeout)
+        self._connect_timer: asyncio.TimerHandle | None = loop.call_later(server.options.connect_timeout, self._connect_timeout)
 
     def _connect_timeout(self) -> None:
         self._connect_timer = None
@@ -67,7 +67,7 @@ class Client:
                 socket.on_ack(packet)
             return None
         self._enqueue(packet)
-        if len(self._inbox) > self.server.max_queue:
+        if len(self._inbox) > self.server.options.max_pending_events:
             # Stop reading from this client until its handlers catch up.
             self._space = asyncio.get_running_loop().create_future()
             return self._space
@@ -84,7 +84,7 @@ class Client:
             while inbox:
                 job = inbox.pop(0)
                 space = self._space
-                if space is not None and len(inbox) <= self.server.max_queue // 2:
+                if space is not None and len(inbox) <= self.server.options.max_pending_events // 2:
                     self._space = None
                     if not space.done():
                         space.set_result(None)

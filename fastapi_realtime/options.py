@@ -86,3 +86,38 @@ class EngineOptions:
         if self.cors_allowed_origins is None:
             return False
         return origin.rstrip("/") in self._origins
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """The Socket.IO server's own settings (the engine's are EngineOptions). Durations in seconds."""
+
+    path: str = "/socket.io"
+    # From the handshake to the first namespace connection; over it the connection is closed.
+    connect_timeout: float = 45.0
+    max_attachments: int = 10
+    # Incoming packets waiting for one client's handlers: over this the server stops reading
+    # from that client until they catch up (the outgoing queue is EngineOptions.max_queue).
+    max_pending_events: int = 1024
+    docs: bool = True
+    # None: taken from the FastAPI app serving the docs.
+    docs_title: str | None = None
+    docs_version: str | None = None
+    docs_description: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        object.__setattr__(self, "path", self.path.rstrip("/") or "/")
+        _positive("connect_timeout", self.connect_timeout)
+        if isinstance(self.max_attachments, bool) or not isinstance(self.max_attachments, int) or self.max_attachments < 0:
+            raise ValueError("max_attachments must be a non-negative integer")
+        value = self.max_pending_events
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"max_pending_events must be a positive integer, got {value!r}")
+        if not isinstance(self.docs, bool):
+            raise ValueError("docs must be a bool")
+        for name in ("docs_title", "docs_version", "docs_description"):
+            text = getattr(self, name)
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"{name} must be a str or None")

@@ -25,7 +25,7 @@ from .engineio.handshake import generate_sid
 from .errors import client_error, internal_error
 
 from .namespace import Namespace
-from .options import AllowRequest, EngineOptions, Transports
+from .options import AllowRequest, EngineOptions, ServerOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .lifecycle import Lifecycle
 from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
@@ -89,6 +89,7 @@ class Realtime(Broadcaster, RegistersHooks):
         connect_timeout: float = 45.0,
         max_attachments: int = 10,
         max_queue: int = 1024,
+        max_pending_events: int = 1024,
         max_pending_sessions: int = 1000,
         adapter: AdapterFactory | None = None,
         docs: bool = True,
@@ -112,28 +113,23 @@ class Realtime(Broadcaster, RegistersHooks):
             max_queue=max_queue,
             max_pending_sessions=max_pending_sessions,
         )
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"path must start with '/', got {path!r}")
-        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or connect_timeout <= 0:
-            raise ValueError("connect_timeout must be a positive number of seconds")
-        if isinstance(max_attachments, bool) or not isinstance(max_attachments, int) or max_attachments < 0:
-            raise ValueError("max_attachments must be a non-negative integer")
+        self.options = options = ServerOptions(
+            path=path,
+            connect_timeout=connect_timeout,
+            max_attachments=max_attachments,
+            max_pending_events=max_pending_events,
+            docs=docs,
+            docs_title=docs_title,
+            docs_version=docs_version,
+            docs_description=docs_description,
+        )
         if adapter is not None and not callable(adapter):
             raise ValueError("adapter must be a callable taking the namespace")
-        if not isinstance(docs, bool):
-            raise ValueError("docs must be a bool")
-        for name, text in (("docs_title", docs_title), ("docs_version", docs_version), ("docs_description", docs_description)):
-            if text is not None and not isinstance(text, str):
-                raise ValueError(f"{name} must be a str or None")
-        self.path = path.rstrip("/") or "/"
-        self.docs = docs
-        # None: taken from the FastAPI app serving the docs (see asyncapi.info_from_scope).
-        self.docs_title = docs_title
-        self.docs_version = docs_version
-        self.docs_description = docs_description
-        self.connect_timeout = float(connect_timeout)
-        self.max_attachments = max_attachments
-        self.max_queue = max_queue
+        self.path = options.path
+        self.docs = options.docs
+        self.docs_title = options.docs_title
+        self.docs_version = options.docs_version
+        self.docs_description = options.docs_description
         self.adapter_factory: AdapterFactory = adapter or MemoryAdapter
         self.json_default: Callable[[Any], Any] = _json_default
         if recovery is True:
@@ -182,6 +178,14 @@ class Realtime(Broadcaster, RegistersHooks):
         """The extension route a request under the mount path is for (whatever the mount path)."""
         path = path.rstrip("/")
         return next((endpoint for sub, endpoint in self._extension_routes.items() if path.endswith(sub)), None)
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.options.connect_timeout
+
+    @property
+    def max_attachments(self) -> int:
+        return self.options.max_attachments
 
     # -- lifespan (fastapi_realtime.lifecycle) --------------------------------------------------
     def lifespan(self, app: Any = None) -> contextlib.AbstractAsyncContextManager[None]:

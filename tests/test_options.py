@@ -63,6 +63,8 @@ def test_misspelt_option_raises_type_error(name: str) -> None:
         ("max_http_buffer_size", True),
         ("max_queue", 0),
         ("max_queue", 2.0),
+        ("max_pending_events", 0),
+        ("max_pending_events", 1.5),
         ("max_attachments", -1),
         ("max_attachments", 1.0),
         ("transports", ()),
@@ -99,6 +101,7 @@ def test_invalid_value_raises_value_error(option: str, value: Any) -> None:
         ({"transports": ("polling",)}, lambda rt: rt.engine_options.transports == ("polling",)),
         ({"ping_interval": 0.3, "ping_timeout": 1}, lambda rt: rt.engine_options.ping_interval == 0.3),
         ({"max_attachments": 0}, lambda rt: rt.max_attachments == 0),
+        ({"max_pending_events": 8}, lambda rt: rt.options.max_pending_events == 8),
         ({"cookie": "io"}, lambda rt: rt.engine_options.cookie == "io"),
         ({"cors_allowed_origins": "*"}, lambda rt: rt.engine_options.cors_allowed_origins == "*"),
         (
