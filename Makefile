@@ -10,7 +10,7 @@ PORT2 ?= 8001
 REDIS_PORT ?= 6379
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: run run-cluster test test-floors bench venv run-venv node chromium redis nginx typecheck clean
+.PHONY: run run-cluster lint test test-floors bench venv run-venv node chromium redis nginx typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +75,10 @@ run-cluster: run-venv node redis
 typecheck: venv
 	$(BIN)/mypy --strict fastapi_realtime
 
-test: venv node chromium redis nginx typecheck
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv node chromium redis nginx typecheck lint
 	$(BIN)/python -m pytest -q
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,

@@ -1,5 +1,6 @@
 """Socket.IO-compatible realtime endpoints (Engine.IO v4, Socket.IO v5) for FastAPI and Starlette."""
 
+from ._version import __version__
 from .adapters import Adapter, BroadcastOptions, MemoryAdapter
 from .asyncapi.routes import docs_routes
 from .broadcast import BroadcastOperator, RemoteSocket
@@ -8,10 +9,10 @@ from .exceptions import (
     AckTimeoutError,
     ConnectionRejected,
     DisconnectedError,
+    EventValidationError,
     LocalProtocolError,
     ProtocolError,
     RealtimeError,
-    EventValidationError,
     RemoteProtocolError,
 )
 from .namespace import Namespace
@@ -20,7 +21,6 @@ from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, Sessi
 from .router import RealtimeRouter
 from .server import Realtime
 from .socket import Handshake, Socket
-from ._version import __version__
 
 # The AsyncAPI docs are built on the server and never imported by it: the package entry, above
 # both, installs their routes on every Realtime (`<path>/asyncapi.json`, `<path>/asyncapi`;

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
+
 class RateLimitedLog:
     """At most one record per `interval` seconds; the next one says how many were held back."""
 

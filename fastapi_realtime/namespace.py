@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
-from .broadcast import BroadcastOperator, Broadcaster
+from .broadcast import Broadcaster, BroadcastOperator
 from .recovery import RecoveryStore
 from .router import HandlerTable, Hooks, UsesMiddlewares
 from .socketio.packet import Packet, PacketType, encode

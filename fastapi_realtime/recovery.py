@@ -20,8 +20,8 @@ from itertools import islice
 from typing import Any, TypeGuard
 
 from ._types import EioFrame
-from .reasons import RECOVERABLE_REASONS as RECOVERABLE_REASONS  # re-exported: the recovery API names it
 from .adapters.base import BroadcastOptions
+from .reasons import RECOVERABLE_REASONS as RECOVERABLE_REASONS  # re-exported: the recovery API names it
 from .socketio.packet import Packet
 
 # A pid or offset longer than this is not ours: no lookup is even attempted.

@@ -19,16 +19,15 @@ from ._types import Receive, Scope, Send
 from .adapters.base import Adapter
 from .adapters.memory import MemoryAdapter
 from .asgi import EngineApp
-from .broadcast import BroadcastOperator, Broadcaster
+from .broadcast import Broadcaster, BroadcastOperator
 from .client import ClientManager
 from .engineio.handshake import generate_sid
 from .errors import client_error, internal_error
-
+from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
+from .lifecycle import Lifecycle
 from .namespace import Namespace
 from .options import AllowRequest, EngineOptions, ServerOptions, Transports
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
-from .lifecycle import Lifecycle
-from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .router import (
     H,
     HandlerTable,

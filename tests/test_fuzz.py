@@ -17,18 +17,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from fastapi_realtime.engineio.packet import Packet as EioPacket, PacketType as EioType, decode_packet, encode_packet
+from fastapi_realtime.engineio.packet import Packet as EioPacket
+from fastapi_realtime.engineio.packet import PacketType as EioType
+from fastapi_realtime.engineio.packet import decode_packet, encode_packet
 from fastapi_realtime.engineio.payload import SEPARATOR, decode_payload, encode_payload
 from fastapi_realtime.exceptions import RemoteProtocolError
 from fastapi_realtime.socketio.packet import (
     MAX_ACK_ID,
     RESERVED_EVENTS,
     Packet,
-    PacketType as T,
     decode_text,
     encode,
+)
+from fastapi_realtime.socketio.packet import (
+    PacketType as T,
 )
 from fastapi_realtime.socketio.parser import Decoder
 

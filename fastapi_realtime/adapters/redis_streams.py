@@ -26,6 +26,16 @@ from .._logging import RateLimitedLog
 from ..recovery import Encode, RecoveryOptions, RecoveryStore, Restored, SessionSnapshot
 from ..socketio.packet import Packet, PacketType
 from . import wire
+from .base import BroadcastOptions, NamespaceHooks
+from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
+from .redis_link import (
+    DEFAULT_MAX_OUTBOX,
+    LinkOptions,
+    RedisLink,
+    RedisUnavailable,
+    stop_tasks,
+    url_connector,
+)
 from .streams_wire import (
     OFFSET,
     EntryId,
@@ -39,16 +49,6 @@ from .streams_wire import (
     snapshot_of,
     stream_for,
     text,
-)
-from .base import BroadcastOptions, NamespaceHooks
-from .cluster import MAY_HOLD_BINARY, ClusterAdapter, MessageType
-from .redis_link import (
-    DEFAULT_MAX_OUTBOX,
-    LinkOptions,
-    RedisLink,
-    RedisUnavailable,
-    stop_tasks,
-    url_connector,
 )
 
 logger = logging.getLogger("fastapi_realtime.redis")

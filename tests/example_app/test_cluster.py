@@ -9,10 +9,10 @@ frequent checks for members of a killed process, so the tests need not wait a mi
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import functools
 import json
+import os
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any

@@ -30,7 +30,6 @@ from . import (
     http_client,
     parse_open,
     run_async,
-    sio_sid,
     ws_connect,
     ws_open,
     ws_url,

@@ -12,9 +12,11 @@ from fastapi_realtime.socketio.packet import (
     RESERVED_EVENTS,
     Header,
     Packet,
-    PacketType as T,
     decode_text,
     encode,
+)
+from fastapi_realtime.socketio.packet import (
+    PacketType as T,
 )
 
 PH0 = {"_placeholder": True, "num": 0}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fastapi_realtime.exceptions import RemoteProtocolError
-from fastapi_realtime.socketio.packet import Packet, PacketType as T, encode
+from fastapi_realtime.socketio.packet import Packet, encode
+from fastapi_realtime.socketio.packet import PacketType as T
 from fastapi_realtime.socketio.parser import Decoder
 
 
