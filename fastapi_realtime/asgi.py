@@ -11,7 +11,7 @@ from ._logging import RateLimitedLog
 from ._types import Receive, Scope, Send
 from .engineio.handshake import ErrorCode, open_frame
 from .sessions import EngineSession, SessionManager
-from .transports.http import Headers, TEXT_PLAIN, deny_websocket, header, query_params, respond, respond_error
+from .transports.http import TEXT_PLAIN, Headers, deny_websocket, header, query_params, respond, respond_error
 from .transports.polling import handle_get, handle_post
 from .transports.websocket import WebSocketConnection, serve_new, serve_upgrade
 
@@ -142,7 +142,6 @@ class EngineApp:
         if error is not None:
             await respond_error(send, error, cors)
             return
-        manager = self.manager
         if sid is None:
             if method != "GET":
                 await respond_error(send, ErrorCode.BAD_HANDSHAKE_METHOD, cors)

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
+from ._logging import RateLimitedLog
 from ._types import EioFrame, Scope
 from .engineio.handshake import generate_sid
 from .engineio.packet import CLOSE_FRAME, NOOP_FRAME, PING_FRAME
-from ._logging import RateLimitedLog
 from .exceptions import RemoteProtocolError
 from .options import EngineOptions
 

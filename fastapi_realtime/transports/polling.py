@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from .._types import EioFrame, Receive, Scope, Send
+from ..engineio.handshake import ErrorCode
 from ..engineio.packet import NOOP_FRAME
-from ..engineio.payload import encode_payload, decode_payload
+from ..engineio.payload import decode_payload, encode_payload
 from ..exceptions import RemoteProtocolError
 from ..sessions import EngineSession
-from ..engineio.handshake import ErrorCode
 from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond, respond_error
 
 NO_STORE = (b"cache-control", b"no-store")
