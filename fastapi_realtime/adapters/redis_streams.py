@@ -59,10 +59,10 @@ REPLAY_CHUNK = 1000
 MAX_REPLAY_READS = 100
 
 # A session not found for a client whose offset is this recent (ms behind the newest entry
-# read) is looked for again, SESSION_WAIT_STEPS times SESSION_WAIT_STEP seconds at most.
+# read) is looked for again after each of these pauses (1.5 s in all: a busy old node may take
+# that long to notice the drop and store the session).
 RECENT_OFFSET_MS = 2000
-SESSION_WAIT_STEP = 0.025
-SESSION_WAIT_STEPS = 12
+SESSION_WAITS = (0.025, 0.05, 0.1, 0.2, 0.25, 0.25, 0.3, 0.3)
 
 
 class StreamReader:
@@ -422,10 +422,10 @@ class StreamsRecoveryStore(RecoveryStore):
             # The node the client left may not have stored its session yet (it learns of the
             # drop about when the client is already here): wait a little when the client was
             # receiving moments ago (its offset is among the latest entries; one clock: Redis's).
-            waited = 0
-            while not raw and waited < SESSION_WAIT_STEPS and self._recent(offset):
-                await asyncio.sleep(SESSION_WAIT_STEP)
-                waited += 1
+            for pause in SESSION_WAITS:
+                if raw or not self._recent(offset):
+                    break
+                await asyncio.sleep(pause)
                 raw, ttl = await self._take(pid)
         except (RedisUnavailable, Exception) as exc:
             adapter._warn("cannot restore a session from Redis: %s", exc)
