@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from ._logging import RateLimitedLog
 from ._types import Receive, Scope, Send
-from .engineio.handshake import ErrorCode, open_frame
+from .engineio.handshake import ErrorCode, Transport, open_frame, parse_query
 from .sessions import EngineSession, SessionManager
 from .transports.http import TEXT_PLAIN, Headers, deny_websocket, header, query_params, respond, respond_error
 from .transports.polling import handle_get, handle_post
@@ -94,16 +94,6 @@ class EngineApp:
             headers.append((b"access-control-allow-credentials", b"true"))
         return headers
 
-    def _check_query(self, query: dict[str, str], *, websocket: bool) -> ErrorCode | None:
-        transport = query.get("transport")
-        if transport not in self.manager.options.transports:
-            return ErrorCode.UNKNOWN_TRANSPORT
-        if query.get("EIO") != "4":
-            return ErrorCode.UNSUPPORTED_PROTOCOL_VERSION
-        if (transport == "websocket") != websocket:
-            return ErrorCode.BAD_REQUEST
-        return None
-
     async def _allowed(self, scope: Scope) -> str | None:
         """None when the handshake may go on, else the refusal message."""
         hook = self.manager.options.allow_request
@@ -133,15 +123,11 @@ class EngineApp:
                 headers.append((b"access-control-allow-headers", requested.encode("latin-1")))
             await respond(send, 204, b"", None, headers)
             return
-        query = query_params(scope)
-        sid = query.get("sid")
-        if sid is None and query.get("transport") == "websocket" and query.get("EIO") == "4":
-            await respond_error(send, ErrorCode.BAD_REQUEST, cors)  # a plain GET with no upgrade
+        request = parse_query(query_params(scope), websocket=False, transports=self.manager.options.transports)
+        if isinstance(request, ErrorCode):
+            await respond_error(send, request, cors)
             return
-        error = self._check_query(query, websocket=False)
-        if error is not None:
-            await respond_error(send, error, cors)
-            return
+        sid = request.sid
         if sid is None:
             if method != "GET":
                 await respond_error(send, ErrorCode.BAD_HANDSHAKE_METHOD, cors)
@@ -152,7 +138,7 @@ class EngineApp:
         if session is None:
             await respond_error(send, ErrorCode.UNKNOWN_SID, cors)
             return
-        if session.transport != "polling":
+        if session.transport is not Transport.POLLING:
             await respond_error(send, ErrorCode.BAD_REQUEST, cors)
             return
         if method == "GET":
@@ -177,8 +163,8 @@ class EngineApp:
             await respond_error(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
             return
         options = manager.options
-        session = manager.create(scope, "polling")
-        upgrades = ["websocket"] if options.allow_upgrades and "websocket" in options.transports else []
+        session = manager.create(scope, Transport.POLLING)
+        upgrades = [Transport.WEBSOCKET.value] if options.allow_upgrades and Transport.WEBSOCKET in options.transports else []
         body = open_frame(session.sid, upgrades, options.ping_interval, options.ping_timeout, options.max_http_buffer_size)
         headers = list(cors)
         if options.cookie:
@@ -196,16 +182,15 @@ class EngineApp:
         if message["type"] != "websocket.connect":
             return
         manager = self.manager
-        query = query_params(scope)
         ok, _ = self._origin_ok(scope)
         if not ok:
             await deny_websocket(scope, send, ErrorCode.FORBIDDEN, "Origin not allowed")
             return
-        error = self._check_query(query, websocket=True)
-        if error is not None:
-            await deny_websocket(scope, send, error)
+        request = parse_query(query_params(scope), websocket=True, transports=manager.options.transports)
+        if isinstance(request, ErrorCode):
+            await deny_websocket(scope, send, request)
             return
-        sid = query.get("sid")
+        sid = request.sid
         if sid is None:
             await self._websocket_session(scope, receive, send)
             return
@@ -215,7 +200,7 @@ class EngineApp:
             return
         await send({"type": "websocket.accept"})
         ws = WebSocketConnection(receive, send)
-        if session.transport != "polling" or session.probing:
+        if not session.can_upgrade():
             # Upgraded, or another upgrade under way: like Node, this one is closed at once
             # and the first is left alone.
             await ws.close()

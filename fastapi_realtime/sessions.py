@@ -1,8 +1,10 @@
-"""Engine.IO sessions: one per client, shared by both transports, and the manager that owns them.
+"""The asyncio driver of the Engine.IO sessions, and the manager that owns them (sid -> session).
 
-A session keeps the outgoing queue, the heartbeat timers and the upgrade state; the transports
-in `transports/` only move its frames over HTTP or a WebSocket. Nothing here knows Socket.IO:
-the layer above plugs in as an `EngineHandler`.
+The protocol rules (heartbeat, upgrade, polling, close) live in the pure state machine
+`engineio.session.Session`; a driver session feeds it what the transports receive and the
+loop's time, and carries out its events with one timer, one writer and the parked GET. The
+transports in `transports/` only move frames over HTTP or a WebSocket, and both feed the same
+methods. Nothing here knows Socket.IO: the layer above plugs in as an `EngineHandler`.
 """
 
 from __future__ import annotations
@@ -10,14 +12,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from functools import partial
 from typing import Any, Protocol
 
 from ._logging import RateLimitedLog
 from ._types import EioFrame, Scope
-from .engineio.handshake import generate_sid
-from .engineio.packet import CLOSE_FRAME, NOOP_FRAME, PING_FRAME
-from .exceptions import RemoteProtocolError
+from .engineio.handshake import Transport, generate_sid
+from .engineio.packet import Packet
+from .engineio.session import (
+    WAKE,
+    Closed,
+    CloseWebSocket,
+    Ended,
+    Events,
+    Message,
+    Session,
+    SessionConfig,
+    State,
+    UpgradeAborted,
+    Upgraded,
+    Wake,
+)
 from .options import EngineOptions
+from .reasons import DisconnectReason
 
 logger = logging.getLogger("fastapi_realtime.engine")
 # Clients can cause these as often as they like: one line a minute at most.
@@ -29,6 +46,13 @@ _log_overflow = RateLimitedLog(logger, logging.WARNING)
 RECENTLY_ENDED = 1024
 
 WsSend = Callable[[EioFrame], Coroutine[Any, Any, None]]
+WsClose = Callable[[int], Awaitable[None]]
+_WEBSOCKET = Transport.WEBSOCKET
+
+
+def _resolve(future: asyncio.Future[None], _done: object) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class EngineHandler(Protocol):
@@ -39,86 +63,175 @@ class EngineHandler(Protocol):
     def on_message(self, session: EngineSession, data: str | bytes) -> Awaitable[None] | None:
         """Take one message; return something to await when the reader should pause (backpressure)."""
 
-    def on_close(self, session: EngineSession, reason: str) -> None: ...
+    def on_close(self, session: EngineSession, reason: DisconnectReason) -> None: ...
 
 
 class EngineSession:
-    """One Engine.IO connection, whatever transport carries it right now."""
+    """The asyncio side of one Engine.IO session: its timer, its writer and its parked GET.
+
+    The protocol rules live in the pure `engineio.session.Session` (`self.engine`); this
+    class feeds it what the transports receive and the time, and carries out its events.
+    """
 
     __slots__ = (
-        "sid", "scope", "manager", "transport", "probing", "upgrading", "closed", "admitted", "context",
-        "_queue", "_slack", "_poll_waiter", "_ws_send", "_writer", "_ping_timer", "_timeout_timer",
-        "_close_ws", "_close_timer", "_close_after_drain", "_getting", "_posting",
+        "sid", "scope", "manager", "engine", "admitted", "context", "_loop", "_time", "_handler",
+        "_poll_waiter", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
+        "_closing",
     )
 
-    def __init__(self, manager: SessionManager, scope: Scope, transport: str) -> None:
-        self.sid = generate_sid()
+    def __init__(self, manager: SessionManager, scope: Scope, transport: Transport, sid: str) -> None:
+        self.sid = sid
         self.scope = scope
         self.manager = manager
-        self.transport = transport
-        # probing: an upgrade WebSocket is open; upgrading: it has answered the probe.
-        self.probing = False
-        self.upgrading = False
-        self.closed = False
+        self.engine = Session(sid, transport, manager.config)
         # Set once the layer above accepts the client (Socket.IO: its first namespace joined);
         # until then the session counts against `max_pending_sessions`.
         self.admitted = False
         # Slot for the layer above (the Socket.IO client object).
         self.context: Any = None
-        # A list, not a deque: an idle connection's empty deque would cost 760 bytes.
-        self._queue: list[EioFrame] = []
-        # Frames of a deliberate burst still queued: they do not count against max_queue.
-        self._slack = 0
+        self._loop = asyncio.get_running_loop()
+        self._time = self._loop.time
+        self._handler = manager.handler
         self._poll_waiter: asyncio.Future[None] | None = None
         self._ws_send: WsSend | None = None
+        self._close_ws: WsClose | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._ping_timer: asyncio.TimerHandle | None = None
-        self._timeout_timer: asyncio.TimerHandle | None = None
-        self._close_ws: Callable[[], Awaitable[None]] | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._close_after_drain = False
-        self._getting = False
-        self._posting = False
+        # The one timer, armed at the engine's next deadline (or earlier: a late one only ticks).
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        # The upgrade WebSocket while it probes, and what tells its reader the upgrade is off.
+        self._probe: tuple[WsSend, WsClose] | None = None
+        self._probe_aborted: asyncio.Future[None] | None = None
+        # Writing the last frames and closing the WebSocket, once the session closed.
+        self._closing: asyncio.Task[None] | None = None
 
-    # -- outgoing ---------------------------------------------------------------------------
+    @property
+    def transport(self) -> Transport:
+        return self.engine.transport
+
+    @property
+    def closed(self) -> bool:
+        return self.engine.closed
+
     @property
     def writable(self) -> bool:
         """True when a frame sent now goes out at once (volatile packets are dropped otherwise)."""
-        if self.closed:
-            return False
-        if self.transport == "websocket":
-            return not self._queue
-        return self._poll_waiter is not None and not self._poll_waiter.done()
+        return self.engine.writable
 
+    # -- events -------------------------------------------------------------------------------
+    def _apply(self, events: Events) -> Awaitable[None] | None:
+        """Carry out what the engine asked for; a Message's backpressure awaitable is returned."""
+        result: Awaitable[None] | None = None
+        for event in events:
+            if isinstance(event, Message):
+                result = self._handler.on_message(self, event.data)
+            elif isinstance(event, Wake):
+                self._wake()
+            elif isinstance(event, Closed):
+                try:
+                    self._handler.on_close(self, event.reason)
+                except Exception:
+                    logger.exception("error in close handler of %s", self.sid)
+            elif isinstance(event, Ended):
+                self._ended()
+            elif isinstance(event, CloseWebSocket):
+                if self._close_ws is not None:
+                    self._closing = self._loop.create_task(self._close_websocket(event.code))
+            elif isinstance(event, Upgraded):
+                assert self._probe is not None
+                self._ws_send, self._close_ws = self._probe
+                self._probe = None
+                self._wake()
+            elif isinstance(event, UpgradeAborted):
+                self._probe = None
+                aborted = self._probe_aborted
+                if aborted is not None and not aborted.done():
+                    aborted.set_result(None)
+            # SendProbe is for the upgrade transport: `feed_probe` hands it over.
+        return result
+
+    def _ended(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.manager.forget(self)
+
+    def _now(self) -> float:
+        return self._loop.time()
+
+    # -- the timer ------------------------------------------------------------------------------
+    def _arm(self) -> None:
+        deadline = self.engine.next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first; the tick then re-arms for the real deadline
+            timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        # The loop runs a timer when it is due within its clock resolution: it is due.
+        now = max(self._loop.time(), self._timer_at)
+        self._apply(self.engine.tick(now))
+        if not self.engine.closed or self.engine.state is State.CLOSING:
+            self._arm()
+
+    def start(self) -> None:
+        """The open packet went out: start the heartbeat."""
+        self.engine.start(self._now())
+        self._arm()
+
+    # -- outgoing ---------------------------------------------------------------------------
     def send(self, frames: Iterable[EioFrame], *, bounded: bool = True) -> None:
         """Queue frames; never waits. A client whose queue overflows is closed as too slow.
 
         `bounded=False` is for one deliberate burst (the events a recovered client missed):
         until the queue has drained, the limit applies on top of it.
         """
-        if self.closed:
+        engine = self.engine
+        if self._writer is None and self._ws_send is not None and engine.writes_through():
+            # Straight to the WebSocket while it takes frames at once; only what it does not
+            # take is queued (then the writer task carries on).
+            send = self._ws_send
+            remaining = iter(frames)
+            for frame in remaining:
+                pending = send(frame)
+                try:
+                    blocked_on = pending.send(None)
+                except StopIteration:
+                    continue
+                except Exception:  # the peer went away; the reader will see the close
+                    return
+                rest = list(remaining)
+                self._writer = self._loop.create_task(self._finish_write(pending, blocked_on))
+                if rest:
+                    events = engine.send(rest, bounded)
+                    if events is not WAKE and events:
+                        self._apply(events)
+                return
             return
-        queue = self._queue
-        if not queue:
-            self._slack = 0  # the last burst has gone out
-        queue.extend(frames)
-        if not bounded:
-            self._slack = len(queue)
-        elif len(queue) > self.manager.options.max_queue + self._slack:
-            queue.clear()
+        events = engine.send(frames, bounded)
+        if events is WAKE:
+            self._wake()
+            return
+        if not events:
+            return
+        if type(events[0]) is Closed:
             _log_overflow(
                 "closing session %s: its outgoing queue passed max_queue=%d (the client reads too slowly)",
                 self.sid, self.manager.options.max_queue,
             )
-            self.close("transport error")
-            return
-        self._wake()
+        self._apply(events)
 
     def send_frame(self, frame: EioFrame) -> None:
         self.send((frame,))
 
     def _wake(self) -> None:
-        if self.transport == "websocket" and not self.upgrading:
+        if self.engine.transport is _WEBSOCKET:
             if self._writer is None and self._ws_send is not None:
                 self._write_now()
         else:
@@ -133,219 +246,174 @@ class EngineSession:
         transport); only when one suspends (the peer is not reading) does a writer task take
         over that send and the rest of the queue. So the common case costs no task at all.
         """
-        queue = self._queue
         send = self._ws_send
         assert send is not None
-        while queue:
-            pending = send(queue.pop(0))
+        pop = self.engine.pop_frame
+        while (frame := pop()) is not None:
+            pending = send(frame)
             try:
                 blocked_on = pending.send(None)
             except StopIteration:
                 continue
             except Exception:  # the peer went away; the reader will see the close
-                queue.clear()
+                self._drop_queue()
                 return
-            self._writer = asyncio.get_running_loop().create_task(self._finish_write(pending, blocked_on))
+            self._writer = self._loop.create_task(self._finish_write(pending, blocked_on))
             return
+
+    def _drop_queue(self) -> None:
+        pop = self.engine.pop_frame
+        while pop() is not None:
+            pass
 
     async def _finish_write(self, pending: Coroutine[Any, Any, None], blocked_on: Any) -> None:
         try:
             while True:
-                # Wait for what the send is blocked on, then let it go on (it reads the outcome itself).
+                # Wait for what the send is blocked on (through its done callback, as a task
+                # would), then let the send go on: it reads the outcome itself.
                 if blocked_on is None:
                     await asyncio.sleep(0)
                 else:
-                    # Take the future over as its task would have: clear the flag the
-                    # coroutine's own `yield` set, or awaiting it here is refused.
-                    blocked_on._asyncio_future_blocking = False
-                    try:
-                        await blocked_on
-                    except BaseException:
-                        pass
+                    # The send's own `await` holds the future, so wait on a callback of it.
+                    resumed = self._loop.create_future()
+                    blocked_on.add_done_callback(partial(_resolve, resumed))
+                    await resumed
                 try:
                     blocked_on = pending.send(None)
                 except StopIteration:
                     break
-            queue = self._queue
             send = self._ws_send
             assert send is not None
-            while queue:
-                await send(queue.pop(0))
+            pop = self.engine.pop_frame
+            while (frame := pop()) is not None:
+                await send(frame)
         except asyncio.CancelledError:
             pending.close()
             raise
         except Exception:  # the peer went away mid-write; the reader sees the close
-            self._queue.clear()
+            self._drop_queue()
         finally:
             self._writer = None
 
-    def take_frames(self, count: int | None = None) -> list[EioFrame]:
-        """The first `count` queued frames (all by default), for one polling response."""
-        queue = self._queue
-        if count is None or count >= len(queue):
-            frames = list(queue)
-            queue.clear()
-        else:
-            frames = queue[:count]
-            del queue[:count]
-        self._slack = max(0, self._slack - len(frames))
-        if self._close_after_drain and not queue:
-            self._close_after_drain = False
-            queue.append(CLOSE_FRAME)
-        return frames
-
-    def queued(self) -> list[EioFrame]:
-        """The outgoing queue, to read (a polling response sizes its payload from it)."""
-        return self._queue
-
-    def has_frames(self) -> bool:
-        return bool(self._queue)
-
-    # -- polling --------------------------------------------------------------------------
-    def begin_get(self) -> bool:
-        """Claim the one GET slot; False if a GET is already in flight."""
-        if self._getting:
-            return False
-        self._getting = True
-        return True
-
-    def end_get(self) -> None:
-        self._getting = False
-        self._poll_waiter = None
-
-    def begin_post(self) -> bool:
-        if self._posting:
-            return False
-        self._posting = True
-        return True
-
-    def end_post(self) -> None:
-        self._posting = False
-
-    def frames_ready(self) -> asyncio.Future[None] | None:
-        """None if a GET can answer now, else a future that resolves when it can."""
-        if self._queue or self.closed:
-            return None
-        waiter = asyncio.get_running_loop().create_future()
-        self._poll_waiter = waiter
-        return waiter
-
-    def release_poll(self) -> None:
-        """Answer a pending GET now (with a noop if nothing is queued): used by upgrades."""
-        waiter = self._poll_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- websocket ------------------------------------------------------------------------
-    def attach_websocket(self, send: WsSend, close: Callable[[], Awaitable[None]]) -> None:
-        self.transport = "websocket"
-        self.upgrading = False
-        self._ws_send = send
-        self._close_ws = close
-        self.release_poll()
-        self._wake()
-
-    # -- incoming --------------------------------------------------------------------------
-    def receive(self, packet_type: int, data: str | bytes) -> Awaitable[None] | None:
-        """Handle one packet from the client (already split off its transport framing).
+    # -- incoming (both transports) -----------------------------------------------------------
+    def feed(self, frame: EioFrame) -> Awaitable[None] | None:
+        """One frame from the client over the active transport (a WebSocket message; one over
+        the payload limit closes the session, and the WebSocket with 1009).
 
         Returns something to await before reading more when the layer above is backed up.
+        Raises RemoteProtocolError for a frame not allowed here (the caller closes with `parse_error`).
         """
-        if packet_type == 4:
-            return self.manager.handler.on_message(self, data)
-        if packet_type == 3:
-            self._on_pong()
-        elif packet_type == 1:
-            self.close("transport close", notify_client=False)
-        elif packet_type == 2:
-            # In v4 only the server pings (the upgrade probe is handled by the transport).
-            self.close("transport error")
-        else:
-            raise RemoteProtocolError(f"unexpected packet type {packet_type}")
+        events = self.engine.receive(frame, self._time())
+        # No re-arming: a pong only moves the deadline later, and a timer that fires early only ticks.
+        if events:
+            event = events[0]
+            if type(event) is Message:  # a message comes alone
+                return self._handler.on_message(self, event.data)
+            return self._apply(events)
         return None
+
+    def feed_packet(self, packet: Packet) -> Awaitable[None] | None:
+        """One decoded packet from the client over the active transport (a polling record): as `feed`."""
+        events = self.engine.receive_packet(packet, self._loop.time())
+        return self._apply(events) if events else None
 
     def parse_error(self, exc: Exception) -> None:
         """The client sent something that does not decode: log it (rate-limited) and close."""
-        _log_parse_error("closing session %s: parse error: %s", self.sid, exc)
-        self.close("parse error")
+        if not self.engine.closed:
+            _log_parse_error("closing session %s: parse error: %s", self.sid, exc)
+        self._apply(self.engine.parse_error(self._now()))
 
-    # -- heartbeat ------------------------------------------------------------------------
-    def start_heartbeat(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._ping_timer = loop.call_later(self.manager.options.ping_interval, self._ping)
+    # -- polling --------------------------------------------------------------------------
+    def begin_get(self) -> bool:
+        """Claim the one GET slot; False (and the session closes) if a GET is already in flight."""
+        ok, events = self.engine.begin_get(self._now())
+        self._apply(events)
+        return ok
 
-    def _ping(self) -> None:
-        if self.closed:
-            return
-        self._ping_timer = None
-        # The timeout starts when the ping is queued, not when it is delivered (§1.5).
-        self._timeout_timer = asyncio.get_running_loop().call_later(
-            self.manager.options.ping_timeout, self.close, "ping timeout"
-        )
-        self.send_frame(PING_FRAME)
+    def frames_ready(self) -> asyncio.Future[None] | None:
+        """None if the GET can answer now, else a future that resolves when it can."""
+        if not self.engine.park_get():
+            return None
+        waiter = self._loop.create_future()
+        self._poll_waiter = waiter
+        return waiter
 
-    def _on_pong(self) -> None:
-        if self._timeout_timer is None:
-            # A pong nobody asked for breaks the heartbeat rules, like a client ping (§1.2).
-            self.close("transport error")
-            return
-        self._timeout_timer.cancel()
-        self._timeout_timer = None
-        # The interval is re-armed from the moment the pong arrived, as Node does.
-        self._ping_timer = asyncio.get_running_loop().call_later(self.manager.options.ping_interval, self._ping)
+    def take_frames(self) -> list[EioFrame]:
+        """The frames for one polling response (a noop when there are none)."""
+        return self.engine.take_frames()
 
-    def _stop_timers(self) -> None:
-        for timer in (self._ping_timer, self._timeout_timer):
-            if timer is not None:
-                timer.cancel()
-        self._ping_timer = self._timeout_timer = None
+    def end_get(self) -> None:
+        self.engine.end_get()
+        self._poll_waiter = None
+
+    def get_dropped(self) -> None:
+        self._poll_waiter = None
+        self._apply(self.engine.get_dropped(self._now()))
+
+    def get_delivered(self) -> None:
+        self._apply(self.engine.get_delivered())
+
+    def begin_post(self, *, binary: bool) -> bool:
+        """Claim the one POST slot; False (and the session closes) when the POST breaks the rules."""
+        ok, events = self.engine.begin_post(self._now(), binary=binary)
+        self._apply(events)
+        return ok
+
+    def end_post(self) -> None:
+        self.engine.end_post()
+
+    def fits(self, size: int) -> bool:
+        """Whether a polling body of `size` bytes is within the payload limit."""
+        return self.engine.fits(size)
+
+    def release_poll(self) -> None:
+        """Answer a parked GET now."""
+        self._apply(self.engine.release())
+
+    # -- upgrade ----------------------------------------------------------------------------
+    def can_upgrade(self) -> bool:
+        return self.engine.can_upgrade()
+
+    def begin_upgrade(self, send: WsSend, close: WsClose) -> asyncio.Future[None]:
+        """An upgrade WebSocket starts probing; the future resolves if the upgrade is called off."""
+        self.engine.begin_upgrade(self._now())
+        self._probe = (send, close)
+        aborted = self._probe_aborted = self._loop.create_future()
+        self._arm()
+        return aborted
+
+    def feed_probe(self, packet: Packet) -> Events:
+        """A packet on the upgrade WebSocket; returns the events for that transport
+        (SendProbe, Upgraded, UpgradeAborted), having carried out the others."""
+        events = self.engine.receive_probe(packet, self._now())
+        self._apply(events)
+        return events
+
+    def end_upgrade(self) -> None:
+        """The upgrade WebSocket's reader stopped: an upgrade still under way is off."""
+        self._apply(self.engine.abort_upgrade())
+        self._probe_aborted = None
+
+    def attach_websocket(self, send: WsSend, close: WsClose) -> None:
+        """A session opened over WebSocket: its writer."""
+        self._ws_send = send
+        self._close_ws = close
+        self._wake()
 
     # -- close ----------------------------------------------------------------------------
-    def close(self, reason: str = "forced close", *, notify_client: bool = True) -> None:
+    def close(self, reason: str = DisconnectReason.FORCED_CLOSE, *, notify_client: bool = True) -> None:
         """End the session. Idempotent; the handler hears `reason` once."""
-        if self.closed:
-            return
-        self.closed = True
-        self._stop_timers()
-        manager = self.manager
-        try:
-            manager.handler.on_close(self, reason)
-        except Exception:
-            logger.exception("error in close handler of %s", self.sid)
-        if self.transport == "websocket" and not self.upgrading:
-            manager.forget(self)
-            if self._close_ws is not None:
-                loop = asyncio.get_running_loop()
-                loop.create_task(self._close_websocket())
-            return
-        waiter = self._poll_waiter
-        waiting = waiter is not None and not waiter.done()
-        if reason == "forced close" and self._queue:
-            # A close the server chose: like Node, a GET first drains what is queued (a
-            # DISCONNECT packet, say) and the close packet goes in the GET after it, so the
-            # client handles the packets before it sees the transport close.
-            self._close_after_drain = True
-            self._close_timer = asyncio.get_running_loop().call_later(
-                manager.options.close_timeout, manager.forget, self
-            )
-            if waiting:
-                assert waiter is not None
-                waiter.set_result(None)
-            return
-        # Otherwise the session is gone at once (the next request gets 400 "Session ID
-        # unknown"); a GET that is waiting right now is told with a close (or a noop when
-        # the client itself closed).
-        if waiting:
-            assert waiter is not None
-            if notify_client:
-                self._queue.append(CLOSE_FRAME)
-            else:
-                self._queue.clear()
-                self._queue.append(NOOP_FRAME)
-            waiter.set_result(None)
-        manager.forget(self)
+        self._apply(self.engine.close(DisconnectReason(reason), self._now(), notify_client=notify_client))
+        if self.engine.state is State.CLOSING:
+            self._arm()
 
-    async def _close_websocket(self) -> None:
+    async def websocket_closed(self) -> None:
+        """Wait until the WebSocket has been closed, if the session asked for it (its reader
+        waits so that the close frame goes out before the ASGI call returns)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def _close_websocket(self, code: int) -> None:
         # Let queued frames (such as a DISCONNECT packet) go out before the close frame.
         writer = self._writer
         if writer is not None:
@@ -353,26 +421,19 @@ class EngineSession:
                 await asyncio.wait_for(asyncio.shield(writer), self.manager.options.close_timeout)
             except (asyncio.TimeoutError, Exception):
                 pass
-        elif self._queue and self._ws_send is not None:
+        elif self._ws_send is not None:
             try:
-                while self._queue:
-                    await self._ws_send(self._queue.pop(0))
+                while (frame := self.engine.pop_frame()) is not None:
+                    await self._ws_send(frame)
             except Exception:
                 pass
         assert self._close_ws is not None
         try:
             # A peer that stopped reading may never take the close frame either; the ASGI
             # server's own WebSocket keepalive then ends the connection.
-            await asyncio.wait_for(self._close_ws(), self.manager.options.close_timeout)
+            await asyncio.wait_for(self._close_ws(code), self.manager.options.close_timeout)
         except (asyncio.TimeoutError, Exception):
             pass
-
-    def finish_close(self) -> None:
-        """A GET delivered the close packet: the session is gone for good."""
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
-        self.manager.forget(self)
 
 
 class SessionManager:
@@ -380,6 +441,14 @@ class SessionManager:
 
     def __init__(self, options: EngineOptions, handler: EngineHandler) -> None:
         self.options = options
+        self.config = SessionConfig(
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            upgrade_timeout=options.upgrade_timeout,
+            close_timeout=options.close_timeout,
+            max_queue=options.max_queue,
+            max_payload=options.max_http_buffer_size,
+        )
         self.handler = handler
         self.sessions: dict[str, EngineSession] = {}
         # Sessions not yet admitted by the layer above (see `admit`).
@@ -389,11 +458,12 @@ class SessionManager:
         # Set by shutdown and kept until the next start: no handshake slips in meanwhile.
         self.shutting_down = False
 
-    def create(self, scope: Scope, transport: str) -> EngineSession:
-        session = EngineSession(self, scope, transport)
-        while session.sid in self.sessions:  # vanishingly rare; ids are random
-            session.sid = generate_sid()
-        self.sessions[session.sid] = session
+    def create(self, scope: Scope, transport: Transport) -> EngineSession:
+        sid = generate_sid()
+        while sid in self.sessions:  # vanishingly rare; ids are random
+            sid = generate_sid()
+        session = EngineSession(self, scope, transport, sid)
+        self.sessions[sid] = session
         self.pending += 1
         return session
 
@@ -428,14 +498,14 @@ class SessionManager:
 
     def open(self, session: EngineSession) -> None:
         """The handshake went out: start the heartbeat and tell the layer above."""
-        session.start_heartbeat()
+        session.start()
         self.handler.on_open(session)
 
     async def shutdown(self) -> None:
         """Close every session with reason `server shutting down`; pending GETs are answered at once."""
         self.shutting_down = True
         for session in list(self.sessions.values()):
-            session.close("server shutting down")
+            session.close(DisconnectReason.SERVER_SHUTTING_DOWN)
         # Give writers and GETs a moment to deliver the last frames.
         await asyncio.sleep(0)
         for session in list(self.sessions.values()):

@@ -1,1 +1,1 @@
-"""Sans-I/O Engine.IO v4: packets and payloads. Standard library only."""
+"""Sans-I/O Engine.IO v4: packets, payloads, the handshake and the session state machine. Standard library only."""

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from enum import IntEnum
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+from .packet import PacketType, text_frame
+
+
+class Transport(StrEnum):
+    """The transports of Engine.IO v4 this package serves (WebTransport is not one)."""
+
+    POLLING = "polling"
+    WEBSOCKET = "websocket"
 
 
 class ErrorCode(IntEnum):
@@ -26,6 +37,33 @@ ERROR_MESSAGES: dict[ErrorCode, str] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class EngineRequest:
+    """What an Engine.IO request's query asks for: a transport, and the session unless it is a handshake."""
+
+    transport: Transport
+    sid: str | None
+
+
+def parse_query(query: Mapping[str, str], *, websocket: bool, transports: Collection[str]) -> EngineRequest | ErrorCode:
+    """Check an Engine.IO request's query (§1.1, §1.8): the request, or the error code to answer with.
+
+    `websocket` tells whether the request is a WebSocket handshake; `transports` are the enabled ones.
+    """
+    transport = query.get("transport")
+    sid = query.get("sid")
+    version_ok = query.get("EIO") == "4"
+    if not websocket and sid is None and transport == Transport.WEBSOCKET and version_ok:
+        return ErrorCode.BAD_REQUEST  # a plain HTTP GET naming websocket, with no upgrade
+    if transport is None or transport not in transports:
+        return ErrorCode.UNKNOWN_TRANSPORT
+    if not version_ok:
+        return ErrorCode.UNSUPPORTED_PROTOCOL_VERSION
+    if (transport == Transport.WEBSOCKET) != websocket:
+        return ErrorCode.BAD_REQUEST
+    return EngineRequest(Transport(transport), sid)
+
+
 def error_body(code: ErrorCode, message: str | None = None) -> bytes:
     return json.dumps({"code": int(code), "message": message or ERROR_MESSAGES[code]}, separators=(",", ":")).encode()
 
@@ -41,7 +79,7 @@ def generate_sid() -> str:
 
 def open_frame(sid: str, upgrades: list[str], ping_interval: float, ping_timeout: float, max_payload: int) -> str:
     """The open packet with exactly the five keys the reference suites check."""
-    return "0" + json.dumps(
+    return text_frame(PacketType.OPEN, json.dumps(
         {
             "sid": sid,
             "upgrades": upgrades,
@@ -50,4 +88,4 @@ def open_frame(sid: str, upgrades: list[str], ping_interval: float, ping_timeout
             "maxPayload": max_payload,
         },
         separators=(",", ":"),
-    )
+    ))

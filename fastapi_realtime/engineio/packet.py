@@ -30,10 +30,22 @@ class Packet:
 # binary message. Outgoing data is kept in this form so it is encoded once per packet.
 Frame = str | bytes
 
-CLOSE_FRAME = "1"
-PING_FRAME = "2"
-PONG_PROBE_FRAME = "3probe"
-NOOP_FRAME = "6"
+
+def message_frame(data: str | bytes) -> Frame:
+    """A message packet as a frame: text gets its type digit, binary goes as it is."""
+    return data if isinstance(data, bytes) else _MESSAGE + data
+
+
+def record_size(frame: Frame) -> int:
+    """Bytes of one frame as a polling record (binary is `b` + base64)."""
+    if isinstance(frame, bytes):
+        return 1 + (len(frame) + 2) // 3 * 4
+    return len(frame) if frame.isascii() else len(frame.encode())
+
+
+def text_frame(packet_type: PacketType, data: str = "") -> str:
+    """A text packet as a frame: its type digit, then its data."""
+    return f"{int(packet_type)}{data}"
 
 
 def encode_packet(packet: Packet) -> Frame:
@@ -42,7 +54,16 @@ def encode_packet(packet: Packet) -> Frame:
         if packet.type is not PacketType.MESSAGE:
             raise ValueError("only message packets carry binary data")
         return packet.data
-    return f"{int(packet.type)}{packet.data}"
+    return text_frame(packet.type, packet.data)
+
+
+# The fixed frames the server sends.
+CLOSE_FRAME = text_frame(PacketType.CLOSE)
+PING_FRAME = text_frame(PacketType.PING)
+PONG_PROBE_FRAME = text_frame(PacketType.PONG, "probe")
+NOOP_FRAME = text_frame(PacketType.NOOP)
+_MESSAGE = text_frame(PacketType.MESSAGE)
+_BY_DIGIT = {str(int(kind)): kind for kind in PacketType}
 
 
 def decode_packet(raw: Frame) -> Packet:
@@ -57,6 +78,7 @@ def decode_packet(raw: Frame) -> Packet:
             return Packet(PacketType.MESSAGE, base64.b64decode(raw[1:], validate=True))
         except (binascii.Error, ValueError) as exc:
             raise RemoteProtocolError("invalid base64 in Engine.IO packet") from exc
-    if "0" <= head <= "6" and head.isascii():
-        return Packet(PacketType(ord(head) - 48), raw[1:])
+    kind = _BY_DIGIT.get(head)
+    if kind is not None:
+        return Packet(kind, raw[1:])
     raise RemoteProtocolError(f"invalid Engine.IO packet type {raw[:16]!r}")

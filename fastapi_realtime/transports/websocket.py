@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
 
 from .._types import EioFrame, Message, Receive, Scope, Send
-from ..engineio.handshake import open_frame
-from ..engineio.packet import PONG_PROBE_FRAME
+from ..engineio.handshake import Transport, open_frame
+from ..engineio.packet import decode_packet
+from ..engineio.session import SendProbe, Upgraded
 from ..exceptions import RemoteProtocolError
+from ..reasons import DisconnectReason
 from ..sessions import EngineSession, SessionManager
 
 logger = logging.getLogger("fastapi_realtime.engine")
@@ -48,7 +49,7 @@ class WebSocketConnection:
 async def serve_new(manager: SessionManager, scope: Scope, ws: WebSocketConnection) -> None:
     """A client that opens its session directly over WebSocket."""
     options = manager.options
-    session = manager.create(scope, "websocket")
+    session = manager.create(scope, Transport.WEBSOCKET)
     try:
         await ws.send(open_frame(session.sid, [], options.ping_interval, options.ping_timeout, options.max_http_buffer_size))
     except BaseException:
@@ -59,81 +60,67 @@ async def serve_new(manager: SessionManager, scope: Scope, ws: WebSocketConnecti
     await _read_loop(session, ws)
 
 
+async def _receive_unless(ws: WebSocketConnection, aborted: asyncio.Future[None]) -> Message | None:
+    """The next message, or None once `aborted` resolves first."""
+    receiving = asyncio.ensure_future(ws.receive())
+    try:
+        await asyncio.wait((receiving, aborted), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not receiving.done():
+            receiving.cancel()  # the upgrade is off (or this reader is cancelled)
+    return receiving.result() if receiving.done() and not receiving.cancelled() else None
+
+
 async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None:
     """Probe, release the pending GET, switch on `5`; anything else aborts and polling goes on."""
-    options = session.manager.options
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + options.upgrade_timeout
-    probed = False
-    session.probing = True
+    aborted = session.begin_upgrade(ws.send, ws.close)
     try:
-        while True:
-            try:
-                message = await asyncio.wait_for(ws.receive(), max(0.0, deadline - loop.time()))
-            except asyncio.TimeoutError:
-                break
-            if message["type"] != "websocket.receive" or session.closed:
+        while not aborted.done():
+            message = await _receive_unless(ws, aborted)
+            if message is None or message["type"] != "websocket.receive":
                 break
             frame = _frame_of(message)
-            if not probed and frame == "2probe":
-                probed = True
-                # From the probe on, polling only releases the client (noop) until `5`.
-                session.upgrading = True
-                await ws.send(PONG_PROBE_FRAME)
-                # Release the pending GET so the client can pause polling.
-                session.release_poll()
-            elif probed and frame == "5":
-                session.attach_websocket(ws.send, ws.close)
-                await _read_loop(session, ws)
-                return
-            else:
+            try:
+                events = session.feed_probe(decode_packet(frame if frame is not None else ""))
+            except RemoteProtocolError:
                 break
+            for event in events:
+                if isinstance(event, SendProbe):
+                    await ws.send(event.frame)
+                elif isinstance(event, Upgraded):
+                    await _read_loop(session, ws)
+                    return
     finally:
-        session.probing = False
-        if session.transport != "websocket":
-            session.upgrading = False
+        session.end_upgrade()
     await ws.close()
 
 
 async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
-    limit = session.manager.options.max_http_buffer_size
     receive = ws.receive
-    on_message = session.manager.handler.on_message
+    feed = session.feed
     try:
         while not session.closed:
             message = await receive()
             if message["type"] != "websocket.receive":
-                session.close("transport close", notify_client=False)
-                return
-            text = message.get("text")
-            waiter: Awaitable[None] | None
-            if text is not None:
-                # The limit is in bytes; only a long text can be over it in UTF-8 and not in characters.
-                if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
-                    session.close("transport error")
-                    await ws.close(1009)
-                    return
-                if text[:1] == "4":
-                    waiter = on_message(session, text[1:])
-                elif len(text) == 1 and "1" <= text <= "3":
-                    waiter = session.receive(ord(text) - 48, "")
-                else:
-                    session.parse_error(RemoteProtocolError(f"invalid Engine.IO packet {text[:16]!r}"))
-                    return
-            else:
-                data = message.get("bytes") or b""
-                if len(data) > limit:
-                    session.close("transport error")
-                    await ws.close(1009)
-                    return
-                waiter = on_message(session, data)
+                session.close(DisconnectReason.TRANSPORT_CLOSE, notify_client=False)
+                break
+            frame = message.get("text")
+            if frame is None:
+                frame = message.get("bytes") or b""
+            try:
+                waiter = feed(frame)
+            except RemoteProtocolError as exc:
+                session.parse_error(exc)
+                break
             if waiter is not None:
                 await waiter
     except Exception:
         # A fault of ours, not the client's: logged, and only this client is cut off.
         logger.exception("error while reading from session %s", session.sid)
         if not session.closed:
-            session.close("transport error")
+            session.close(DisconnectReason.TRANSPORT_ERROR)
     finally:
         if not session.closed:
-            session.close("transport close", notify_client=False)
+            session.close(DisconnectReason.TRANSPORT_CLOSE, notify_client=False)
+    # The close frame goes out before this ASGI call returns.
+    await session.websocket_closed()

@@ -14,7 +14,14 @@ from fastapi_realtime.engineio.handshake import (
     generate_sid,
     open_frame,
 )
-from fastapi_realtime.engineio.packet import Packet, PacketType, decode_packet, encode_packet
+from fastapi_realtime.engineio.packet import (
+    Packet,
+    PacketType,
+    decode_packet,
+    encode_packet,
+    message_frame,
+    record_size,
+)
 from fastapi_realtime.exceptions import RemoteProtocolError
 
 
@@ -140,3 +147,13 @@ def test_error_table(code: ErrorCode, status: int, message: str) -> None:
 
 def test_error_body_custom_message() -> None:
     assert error_body(ErrorCode.FORBIDDEN, "no thanks") == b'{"code":4,"message":"no thanks"}'
+
+
+@pytest.mark.parametrize(("data", "frame"), [("hi", "4hi"), ("", "4"), (b"\x01", b"\x01")])
+def test_message_frame(data: str | bytes, frame: str | bytes) -> None:
+    assert message_frame(data) == frame
+
+
+@pytest.mark.parametrize(("frame", "size"), [("4abc", 4), ("4é", 3), (b"\x01\x02\x03", 5), (b"\x01", 5)])
+def test_record_size_is_the_polling_form(frame: str | bytes, size: int) -> None:
+    assert record_size(frame) == size
