@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -10,6 +11,7 @@ from starlette.requests import HTTPConnection
 from ._logging import RateLimitedLog
 from ._types import Receive, Scope, Send
 from .engineio.handshake import ErrorCode, Transport, open_frame, parse_query
+from .engineio.session import State
 from .sessions import EngineSession, SessionManager
 from .transports.http import TEXT_PLAIN, Headers, deny_websocket, header, query_params, respond, respond_error
 from .transports.polling import handle_get, handle_post
@@ -25,6 +27,8 @@ _log_unknown_sid = RateLimitedLog(logger, logging.WARNING)
 _log_busy = RateLimitedLog(logger, logging.WARNING)
 
 SHUTTING_DOWN = "Server shutting down"
+# Loop turns a polling request waits when it meets a session whose upgrade is being completed.
+UPGRADE_GRACE_TURNS = 4
 TOO_MANY_PENDING = "Too many sessions waiting to join a namespace"
 
 
@@ -138,6 +142,11 @@ class EngineApp:
         if session is None:
             await respond_error(send, ErrorCode.UNKNOWN_SID, cors)
             return
+        if session.engine.state is State.UPGRADING:
+            # The client may have sent its upgrade (`5`) just before this request: let the
+            # WebSocket reader take what has arrived first, as Node's single loop does.
+            for _ in range(UPGRADE_GRACE_TURNS):
+                await asyncio.sleep(0)
         if session.transport is not Transport.POLLING:
             await respond_error(send, ErrorCode.BAD_REQUEST, cors)
             return

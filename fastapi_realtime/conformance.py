@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
 from .asgi import EngineApp
+from .engineio.packet import message_frame
 from .options import EngineOptions
 from .router import RealtimeRouter
 from .server import HTTP_METHODS, Realtime
@@ -37,7 +38,7 @@ class EchoHandler:
         session.manager.admit(session)  # raw Engine.IO: no namespace to wait for
 
     def on_message(self, session: EngineSession, data: str | bytes) -> None:
-        session.send_frame(data if isinstance(data, bytes) else "4" + data)
+        session.send_frame(message_frame(data))
 
     def on_close(self, session: EngineSession, reason: str) -> None:
         pass
