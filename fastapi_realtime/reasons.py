@@ -18,11 +18,6 @@ class DisconnectReason(StrEnum):
     CLIENT_NAMESPACE_DISCONNECT = "client namespace disconnect"
     SERVER_NAMESPACE_DISCONNECT = "server namespace disconnect"
 
-    @property
-    def recoverable(self) -> bool:
-        """Whether connection state recovery keeps the session after it (Node's list)."""
-        return self in RECOVERABLE_REASONS
-
 
 RECOVERABLE_REASONS: frozenset[DisconnectReason] = frozenset(
     {

@@ -28,8 +28,6 @@ from .redis_link import RedisLink, RedisUnavailable
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
-EMITTER_UID = "emitter"
-
 
 class MessageType(IntEnum):
     INITIAL_HEARTBEAT = 1

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ClusterTimeoutError
-
-
-def request_id() -> str:
-    return secrets.token_hex(8)
 
 
 @dataclass(slots=True)
@@ -20,7 +15,6 @@ class _Request:
     future: asyncio.Future[None]
     responses: list[Any] = field(default_factory=list)
     answered: int = 0
-    waiting_for: set[str] | None = None  # node ids, when the adapter knows them
 
 
 class PendingRequests:
@@ -32,32 +26,19 @@ class PendingRequests:
     def __contains__(self, rid: object) -> bool:
         return rid in self._requests
 
-    def open(self, rid: str, expected: int, initial: list[Any] | None = None, nodes: set[str] | None = None) -> None:
+    def open(self, rid: str, expected: int, initial: list[Any] | None = None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._requests[rid] = _Request(expected, future, list(initial or ()), waiting_for=nodes)
+        self._requests[rid] = _Request(expected, future, list(initial or ()))
 
-    def answer(self, rid: str, items: list[Any], node: str | None = None) -> None:
+    def answer(self, rid: str, items: list[Any]) -> None:
         """One node's answer (`items` are added to the responses)."""
         request = self._requests.get(rid)
         if request is None:
             return
-        if request.waiting_for is not None:
-            if node not in request.waiting_for:
-                return
-            request.waiting_for.discard(node)
         request.answered += 1
         request.responses.extend(items)
         if request.answered >= request.expected and not request.future.done():
             request.future.set_result(None)
-
-    def forget_node(self, node: str) -> None:
-        """A node left: stop waiting for it."""
-        for request in self._requests.values():
-            if request.waiting_for is not None and node in request.waiting_for:
-                request.waiting_for.discard(node)
-                request.expected -= 1
-                if request.answered >= request.expected and not request.future.done():
-                    request.future.set_result(None)
 
     async def wait(self, rid: str, timeout: float, what: str) -> list[Any]:
         """The responses once every expected node answered; ClusterTimeoutError (carrying the

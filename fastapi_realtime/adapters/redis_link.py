@@ -379,12 +379,6 @@ class RedisLink:
             pipe.execute_command(command, channel, payload)
         await pipe.execute()
 
-    async def flush(self, timeout: float = 1.0) -> None:
-        """Wait (a bounded time) until what was queued so far has been handed to Redis."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._outbox and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.005)
-
     # -- commands whose answer matters -----------------------------------------------------------
     async def numsub(self, channel: str, *, sharded: bool = False) -> int:
         """Subscribers of `channel` across the deployment (summed over every node of a cluster)."""

@@ -256,9 +256,6 @@ class Session:
         """The outgoing queue, to read."""
         return self._queue
 
-    def has_frames(self) -> bool:
-        return bool(self._queue)
-
     def pop_frame(self) -> Frame | None:
         """The next frame for the WebSocket writer, or None."""
         queue = self._queue
