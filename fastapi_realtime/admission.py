@@ -12,24 +12,55 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import connect_rejection
 from .exceptions import ConnectionRejected
-from .handlers import call_exception_handler
+from .handlers import ExceptionHandler, call_exception_handler
 from .recovery import Restored, generate_pid, valid_token
-from .socket import Socket
+from .socket import Socket, SocketClient
 from .socketio.packet import Packet, PacketType
 
 if TYPE_CHECKING:
     from ._types import EioFrame
-    from .client import Client
     from .namespace import Namespace
+    from .router import Middleware
 
 logger = logging.getLogger("fastapi_realtime")
 
 
-async def connect(client: Client, packet: Packet) -> None:
+class AdmissionServer(Protocol):
+    """The server as admission uses it (server.Realtime is one; that module is above this one)."""
+
+    @property
+    def middlewares(self) -> Sequence[Middleware]: ...
+
+    @property
+    def skip_recovery_middlewares(self) -> bool: ...
+
+    async def namespace_for(self, name: str, auth: Any) -> Namespace | None: ...
+
+    def of_any(self, name: str) -> Namespace: ...
+
+    def generate_socket_id(self) -> str: ...
+
+    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler[Socket] | None: ...
+
+
+class AdmissionClient(SocketClient, Protocol):
+    """The connection as admission uses it (client.Client is one)."""
+
+    @property
+    def server(self) -> AdmissionServer: ...
+
+    @property
+    def sockets(self) -> dict[str, Socket]: ...
+
+    def joined(self) -> None: ...
+
+
+async def connect(client: AdmissionClient, packet: Packet) -> None:
     """Admit `client` to the namespace of its CONNECT `packet`, or refuse it."""
     server = client.server
     session = client.session
@@ -41,7 +72,7 @@ async def connect(client: Client, packet: Packet) -> None:
         return
     socket, restored = await new_socket(client, nsp, auth)
     client.sockets[name] = socket
-    rejection = await admit(nsp, socket, auth)
+    rejection = await admit(server, nsp, socket, auth)
     if rejection is not None or not socket.connected:
         # Refused, or the client went away before its middlewares let it in (then, as in
         # Node, its connect handler never ran): nothing of it stays registered, and a
@@ -72,7 +103,7 @@ async def connect(client: Client, packet: Packet) -> None:
     socket.release_held()
 
 
-async def new_socket(client: Client, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, Restored | None]:
+async def new_socket(client: AdmissionClient, nsp: Namespace, auth: dict[str, Any]) -> tuple[Socket, Restored | None]:
     """A fresh socket, or the recovered one (with what the store gave back: the frames it
     missed) when the auth carries a valid pid and offset."""
     server = client.server
@@ -99,17 +130,16 @@ async def new_socket(client: Client, nsp: Namespace, auth: dict[str, Any]) -> tu
     return socket, None
 
 
-async def admit(nsp: Namespace, socket: Socket, auth: Any) -> ConnectionRejected | None:
+async def admit(server: AdmissionServer, nsp: Namespace, socket: Socket, auth: Any) -> ConnectionRejected | None:
     """Middlewares, then (if the client is still there) the connect handler.
 
     Returns the rejection, if any; `socket.connected` tells whether the socket got as far
     as its connect handler (it is registered from then on).
     """
-    server = nsp.server
     rejection: ConnectionRejected | None = None
     try:
         if not (socket.recovered and server.skip_recovery_middlewares):
-            await run_middlewares(nsp, socket)
+            await run_middlewares(server, nsp, socket)
         if socket.client.session.closed:
             return None
         nsp.add(socket)
@@ -119,28 +149,30 @@ async def admit(nsp: Namespace, socket: Socket, auth: Any) -> ConnectionRejected
     except ConnectionRejected as exc:
         rejection = exc
     except Exception as exc:
-        rejection = await reject_connection(socket, exc)
+        rejection = await reject_connection(server, nsp, socket, exc)
     if rejection is not None:
         socket.connected = False
         nsp.remove(socket)
     return rejection
 
 
-async def run_middlewares(nsp: Namespace, socket: Socket) -> None:
-    for middleware in (*nsp.server.middlewares, *nsp.table.middlewares):
+async def run_middlewares(server: AdmissionServer, nsp: Namespace, socket: Socket) -> None:
+    for middleware in (*server.middlewares, *nsp.table.middlewares):
         result = middleware(socket)
         if inspect.isawaitable(result):
             await result
 
 
-async def reject_connection(socket: Socket, exc: Exception) -> ConnectionRejected:
+async def reject_connection(
+    server: AdmissionServer, nsp: Namespace, socket: Socket, exc: Exception
+) -> ConnectionRejected:
     """The CONNECT_ERROR for an exception from a connect middleware or handler.
 
     An exception handler (the connect handler's routers', then the server's) may return a
     ConnectionRejected, or raise one; any other return value becomes the error's `data`.
     """
-    spec = socket.nsp.table.connect
-    handler = (None if spec is None else spec.exception_handler_for(exc)) or socket.server.exception_handler_for(exc)
+    spec = nsp.table.connect
+    handler = (None if spec is None else spec.exception_handler_for(exc)) or server.exception_handler_for(exc)
     if handler is not None:
         try:
             result = await call_exception_handler(handler, socket, exc)
@@ -164,7 +196,7 @@ def connect_reply(nsp: Namespace, socket: Socket) -> list[EioFrame]:
     return nsp.encode(Packet(PacketType.CONNECT, nsp.name, data))
 
 
-def connect_error_frames(client: Client, namespace: str, message: str, data: Any) -> list[EioFrame]:
+def connect_error_frames(client: AdmissionClient, namespace: str, message: str, data: Any) -> list[EioFrame]:
     payload: dict[str, Any] = {"message": message}
     if data is not None:
         payload["data"] = data

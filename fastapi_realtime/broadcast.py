@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .adapters.base import BroadcastOptions, SocketInfo
+from .adapters.base import Adapter, BroadcastOptions, SocketInfo
 from .exceptions import AckTimeoutError
 from .socketio.packet import Packet, PacketType
-
-if TYPE_CHECKING:
-    from .namespace import Namespace
 
 RoomArg = str | Iterable[str]
 
@@ -57,6 +54,23 @@ def event_packet(namespace: str, event: str, args: tuple[Any, ...]) -> Packet:
     return Packet(PacketType.EVENT, namespace, [event, *args])
 
 
+class BroadcastNamespace(Protocol):
+    """The namespace as broadcasting uses it (namespace.Namespace is one; that module is above
+    this one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def adapter(self) -> Adapter: ...
+
+    async def server_side_emit(self, event: str, *args: Any) -> None: ...
+
+    async def server_side_emit_with_ack(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]: ...
+
+    async def server_count(self) -> int: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteSocket:
     """A socket found by fetch_sockets: a snapshot plus the operations that work from any node."""
@@ -66,7 +80,7 @@ class RemoteSocket:
     rooms: frozenset[str]
     data: dict[str, Any]
     handshake: dict[str, Any]
-    _nsp: Namespace
+    _nsp: BroadcastNamespace
 
     def _only(self) -> BroadcastOperator:
         return BroadcastOperator(self._nsp, rooms=frozenset({self.id}))
@@ -88,7 +102,7 @@ class RemoteSocket:
 class BroadcastOperator:
     """Selects sockets in one namespace; every method returns a new operator or acts."""
 
-    nsp: Namespace
+    nsp: BroadcastNamespace
     rooms: frozenset[str] = frozenset()
     except_rooms: frozenset[str] = frozenset()
     is_volatile: bool = False

@@ -10,21 +10,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from . import admission
+from .admission import AdmissionServer
 from .exceptions import RemoteProtocolError
+from .options import ServerOptions
 from .sessions import EngineSession
 from .socket import Socket
 from .socketio.packet import Packet, PacketType
 from .socketio.parser import Decoder
 
-if TYPE_CHECKING:
-    from .server import Realtime
-
 logger = logging.getLogger("fastapi_realtime")
 
 Job = Packet | Callable[[], Awaitable[None]]
+
+
+class ClientServer(AdmissionServer, Protocol):
+    """The server as its connections use it (server.Realtime is one; that module is above this
+    one): its settings, and what admission needs."""
+
+    @property
+    def options(self) -> ServerOptions: ...
 
 
 class Client:
@@ -32,7 +39,7 @@ class Client:
         "server", "session", "decoder", "sockets", "_inbox", "_worker", "_space", "_connect_timer", "_concurrent",
     )
 
-    def __init__(self, server: Realtime, session: EngineSession) -> None:
+    def __init__(self, server: ClientServer, session: EngineSession) -> None:
         self.server = server
         self.session = session
         self.decoder = Decoder(max_attachments=server.options.max_attachments)
@@ -190,7 +197,7 @@ class Client:
 class ClientManager:
     """The Engine.IO handler: one Client per session."""
 
-    def __init__(self, server: Realtime) -> None:
+    def __init__(self, server: ClientServer) -> None:
         self.server = server
 
     def on_open(self, session: EngineSession) -> None:

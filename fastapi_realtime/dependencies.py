@@ -11,7 +11,7 @@ The handshake's headers, cookies and query need nothing special: `Header()`, `Co
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends
 from starlette.requests import Request
@@ -28,7 +28,8 @@ def get_socket(request: Request) -> Socket:
 
 
 def get_realtime(request: Request) -> Realtime:
-    return get_socket(request).server
+    # A socket sees its server through a Protocol (socket.SocketServer); it is this Realtime.
+    return cast(Realtime, get_socket(request).server)
 
 
 def get_auth(request: Request) -> dict[str, Any]:

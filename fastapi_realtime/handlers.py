@@ -18,7 +18,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, get_args, get_origin
 
 from fastapi import params
 from fastapi.dependencies.models import Dependant
@@ -36,14 +36,17 @@ from starlette.requests import HTTPConnection, Request
 from .exceptions import EventValidationError
 
 if TYPE_CHECKING:
-    from .socket import Socket
+    from .sessions import EngineSession
 
 Handler = Callable[..., Any]
 CallNext = Callable[[Any, list[Any]], Awaitable[Any]]
-EventMiddleware = Callable[["Socket", Any, list[Any], CallNext], Awaitable[Any]]
+# Generic in the socket they are called with: this module sits below the Socket class, so
+# what it only keeps and passes on takes `Any` there; the router and the server name `Socket`.
+SocketT = TypeVar("SocketT")
+EventMiddleware = Callable[[SocketT, Any, list[Any], CallNext], Awaitable[Any]]
 # `async def h(socket, exc)` (or a plain def); its return value is the ack.
-ExceptionHandler = Callable[["Socket", Any], Any]
-ExceptionHandlers = tuple[tuple[type[BaseException], ExceptionHandler], ...]
+ExceptionHandler = Callable[[SocketT, Any], Any]
+ExceptionHandlers = tuple[tuple[type[BaseException], ExceptionHandler[SocketT]], ...]
 # What a handler is registered for: it decides what a refusal message suggests.
 HandlerRole = Literal["event", "connect", "disconnect", "any"]
 CallbackRole = Literal["handler", "exception handler", "middleware", "event middleware"]
@@ -57,6 +60,22 @@ _INJECTED = -4
 SOCKET_SCOPE_KEY = "fastapi_realtime.socket"
 UNSET: Any = object()
 MISSING: Any = object()  # a parameter with no default
+
+
+class _Connection(Protocol):
+    @property
+    def session(self) -> EngineSession: ...
+
+
+class HandlerSocket(Protocol):
+    """The socket as a handler call uses it (socket.Socket is one; that module is above this
+    one): its connection's request scope for dependencies, its server for a `Realtime` parameter."""
+
+    @property
+    def client(self) -> _Connection: ...
+
+    @property
+    def server(self) -> object: ...
 
 
 def _is_subclass(annotation: Any, name: str) -> bool:
@@ -255,14 +274,14 @@ class HandlerSpec:
     response_model: Any = UNSET
     # The event middlewares (outermost first) and exception handlers (innermost router first)
     # of the routers this handler was declared in.
-    event_middlewares: tuple[EventMiddleware, ...] = ()
-    exception_handlers: ExceptionHandlers = ()
+    event_middlewares: tuple[EventMiddleware[Any], ...] = ()
+    exception_handlers: ExceptionHandlers[Any] = ()
 
     def scoped(
         self,
         dependencies: Sequence[params.Depends],
-        event_middlewares: Sequence[EventMiddleware],
-        exception_handlers: ExceptionHandlers,
+        event_middlewares: Sequence[EventMiddleware[Any]],
+        exception_handlers: ExceptionHandlers[Any],
     ) -> HandlerSpec:
         """The same handler inside its routers: their dependencies run before its own."""
         spec = self
@@ -304,7 +323,7 @@ class HandlerSpec:
                 subject, annotation = "response_model", self.response_model
             _build(self.response, annotation, self.func, subject, _RESPONSE_ADVICE, final=True)
 
-    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler[Any] | None:
         """The handler its routers registered for `exc`, by the exception's MRO (like FastAPI)."""
         return find_exception_handler(self.exception_handlers, exc)
 
@@ -393,7 +412,7 @@ class HandlerSpec:
         """How many event arguments bind to named parameters."""
         return sum(1 for source in self.plan if source >= 0)
 
-    async def call(self, socket: Socket, args: Sequence[Any]) -> Any:
+    async def call(self, socket: HandlerSocket, args: Sequence[Any]) -> Any:
         """Run the handler on an event's arguments; raises EventValidationError on bad input."""
         if self.dependant is None:
             return await self._invoke(socket, args, {})
@@ -402,7 +421,7 @@ class HandlerSpec:
             injected = await self._solve(socket, stack)
             return await self._invoke(socket, args, injected)
 
-    async def _solve(self, socket: Socket, stack: AsyncExitStack) -> dict[str, Any]:
+    async def _solve(self, socket: HandlerSocket, stack: AsyncExitStack) -> dict[str, Any]:
         assert self.dependant is not None
         scope = dict(socket.client.session.scope)
         scope.update(
@@ -427,7 +446,7 @@ class HandlerSpec:
             raise EventValidationError(list(solved.errors))
         return solved.values
 
-    async def _invoke(self, socket: Socket, args: Sequence[Any], injected: dict[str, Any]) -> Any:
+    async def _invoke(self, socket: HandlerSocket, args: Sequence[Any], injected: dict[str, Any]) -> Any:
         positional: list[Any] = []
         errors: list[dict[str, Any]] = []
         count = len(args)
@@ -476,7 +495,7 @@ class HandlerSpec:
         return result
 
 
-def find_exception_handler(handlers: ExceptionHandlers, exc: BaseException) -> ExceptionHandler | None:
+def find_exception_handler(handlers: ExceptionHandlers[SocketT], exc: BaseException) -> ExceptionHandler[SocketT] | None:
     for klass in type(exc).__mro__:
         for exc_type, handler in handlers:
             if exc_type is klass:
@@ -484,7 +503,7 @@ def find_exception_handler(handlers: ExceptionHandlers, exc: BaseException) -> E
     return None
 
 
-async def call_exception_handler(handler: ExceptionHandler, socket: Socket, exc: BaseException) -> Any:
+async def call_exception_handler(handler: ExceptionHandler[SocketT], socket: SocketT, exc: BaseException) -> Any:
     result = handler(socket, exc)
     return await result if inspect.isawaitable(result) else result
 

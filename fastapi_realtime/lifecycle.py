@@ -12,22 +12,41 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._logging import follow_server_logging
 from ._types import Receive, Send
+from .options import ServerOptions
 
 if TYPE_CHECKING:
-    from .server import Realtime
+    from .namespace import Namespace
+    from .sessions import SessionManager
 
 logger = logging.getLogger("fastapi_realtime")
+
+
+class LifecycleServer(Protocol):
+    """The server as its lifecycle uses it (server.Realtime is one; that module is above this one)."""
+
+    @property
+    def options(self) -> ServerOptions: ...
+
+    @property
+    def route_name(self) -> str: ...
+
+    @property
+    def manager(self) -> SessionManager: ...
+
+    def declare_namespaces(self) -> None: ...
+
+    def namespaces(self) -> Sequence[Namespace]: ...
 
 
 class Lifecycle:
     """When one Realtime starts serving and stops."""
 
-    def __init__(self, server: Realtime) -> None:
+    def __init__(self, server: LifecycleServer) -> None:
         self.server = server
         self.started = False
         self.signals_hooked = False
@@ -76,7 +95,7 @@ class Lifecycle:
         try:
             return str(app.url_path_for(server.route_name)).rstrip("/")
         except Exception:  # not included in this app (mounted, or served on its own)
-            return "" if server.path == "/" else server.path
+            return "" if server.options.path == "/" else server.options.path
 
     def announce(self, base: str) -> None:
         """One INFO line when the endpoint starts serving: where, and where its docs are."""
@@ -84,7 +103,7 @@ class Lifecycle:
             return
         self.announced = True
         follow_server_logging()
-        docs = f"; AsyncAPI docs at {base}/asyncapi" if self.server.docs else ""
+        docs = f"; AsyncAPI docs at {base}/asyncapi" if self.server.options.docs else ""
         logger.info("Socket.IO endpoint at %s/ (Engine.IO v4, Socket.IO v5)%s", base, docs)
 
     async def startup(self) -> None:

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import Broadcaster, BroadcastOperator
 from .recovery import RecoveryStore
 from .router import HandlerTable, Hooks, UsesMiddlewares
+from .socket import SocketServer
 from .socketio.packet import Packet, PacketType, encode
 
 if TYPE_CHECKING:
-    from .server import Realtime
     from .socket import Socket
+
+
+class NamespaceServer(SocketServer, Protocol):
+    """The server as its namespaces use it (server.Realtime is one; that module is above this
+    one): what their sockets need, the JSON fallback, and the factories of a namespace's adapter
+    and recovery store."""
+
+    @property
+    def json_default(self) -> Callable[[Any], Any]: ...
+
+    @property
+    def adapter_factory(self) -> Callable[[Namespace], Adapter]: ...
+
+    def recovery_factory(self, nsp: Namespace) -> RecoveryStore | None: ...
 
 
 def _server_side_event(event: str) -> str:
@@ -27,7 +41,7 @@ def _server_side_event(event: str) -> str:
 class Namespace(Broadcaster, UsesMiddlewares):
     """Server-side state of one namespace; also offers the broadcast operations on all of it."""
 
-    def __init__(self, server: Realtime, name: str, table: HandlerTable) -> None:
+    def __init__(self, server: NamespaceServer, name: str, table: HandlerTable) -> None:
         self.server = server
         self.name = name
         self.table = table

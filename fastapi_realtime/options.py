@@ -1,11 +1,15 @@
-"""Engine.IO options: frozen, keyword-only, validated at construction."""
+"""The server's options: frozen, keyword-only, validated at construction, declared once.
+
+EngineOptions and ServerOptions hold the defaults; Settings names every one of them for the
+type checker (a test keeps the three in step), so `Realtime(**settings)` repeats none.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
@@ -43,16 +47,20 @@ class EngineOptions:
     # over this, new handshakes get 503 so a flood of bare handshakes cannot exhaust memory.
     max_pending_sessions: int = 1000
     close_timeout: float = 5.0
+    # Polling responses of at least http_compression_threshold bytes are sent gzip- or
+    # deflate-encoded when the client accepts it (Node's httpCompression).
+    http_compression: bool = True
+    http_compression_threshold: int = 1024
     _origins: frozenset[str] = field(init=False, repr=False, default=frozenset())
 
     def __post_init__(self) -> None:
         for name in ("ping_interval", "ping_timeout", "upgrade_timeout", "close_timeout"):
             _positive(name, getattr(self, name))
-        for name in ("max_http_buffer_size", "max_queue", "max_pending_sessions"):
+        for name in ("max_http_buffer_size", "max_queue", "max_pending_sessions", "http_compression_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("allow_upgrades", "cors_credentials"):
+        for name in ("allow_upgrades", "cors_credentials", "http_compression"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         # One name is one transport; tuple("websocket") would be its letters.
@@ -78,6 +86,11 @@ class EngineOptions:
             raise ValueError("allow_request must be an async callable (async def)")
         if self.cookie is not None and (not isinstance(self.cookie, str) or not self.cookie):
             raise ValueError("cookie must be a cookie name or None")
+
+    @property
+    def compression_threshold(self) -> int | None:
+        """The smallest polling body that is compressed; None when compression is off."""
+        return self.http_compression_threshold if self.http_compression else None
 
     def origin_allowed(self, origin: str, same_origin: str) -> bool:
         # The app's own pages are never cross-origin: a list adds origins, it does not replace them.
@@ -121,3 +134,48 @@ class ServerOptions:
             text = getattr(self, name)
             if text is not None and not isinstance(text, str):
                 raise ValueError(f"{name} must be a str or None")
+
+
+class Settings(TypedDict, total=False):
+    """Every keyword of EngineOptions and ServerOptions, as `Realtime(...)` takes them."""
+
+    # EngineOptions
+    ping_interval: float
+    ping_timeout: float
+    upgrade_timeout: float
+    max_http_buffer_size: int
+    transports: Transports
+    allow_upgrades: bool
+    cors_allowed_origins: str | Sequence[str] | None
+    cors_credentials: bool
+    allow_request: AllowRequest | None
+    cookie: str | None
+    max_queue: int
+    max_pending_sessions: int
+    close_timeout: float
+    http_compression: bool
+    http_compression_threshold: int
+    # ServerOptions
+    path: str
+    connect_timeout: float
+    max_attachments: int
+    max_pending_events: int
+    docs: bool
+    docs_title: str | None
+    docs_version: str | None
+    docs_description: str | None
+
+
+ENGINE_SETTINGS = frozenset(f.name for f in fields(EngineOptions) if f.init)
+SERVER_SETTINGS = frozenset(f.name for f in fields(ServerOptions) if f.init)
+
+
+def split_settings(settings: Settings) -> tuple[EngineOptions, ServerOptions]:
+    """The two option objects; a keyword neither knows is a TypeError, as a misspelt argument is."""
+    given: dict[str, Any] = dict(settings)
+    unknown = sorted(given.keys() - ENGINE_SETTINGS - SERVER_SETTINGS)
+    if unknown:
+        raise TypeError(f"Realtime() got unexpected keyword arguments: {', '.join(map(repr, unknown))}")
+    engine = EngineOptions(**{k: v for k, v in given.items() if k in ENGINE_SETTINGS})
+    server = ServerOptions(**{k: v for k, v in given.items() if k in SERVER_SETTINGS})
+    return engine, server

@@ -116,8 +116,8 @@ class HandlerTable:
     connect: HandlerSpec | None = None
     disconnect: HandlerSpec | None = None
     middlewares: list[Middleware] = field(default_factory=list)
-    event_middlewares: list[EventMiddleware] = field(default_factory=list)
-    exception_handlers: dict[type[BaseException], ExceptionHandler] = field(default_factory=dict)
+    event_middlewares: list[EventMiddleware[Socket]] = field(default_factory=list)
+    exception_handlers: dict[type[BaseException], ExceptionHandler[Socket]] = field(default_factory=dict)
     # Handlers of events other nodes send with server_side_emit: (*args) -> answer.
     server_side: dict[str, Handler] = field(default_factory=dict)
 
@@ -130,8 +130,8 @@ class HandlerTable:
     def scoped(
         self,
         dependencies: Sequence[params.Depends],
-        event_middlewares: Sequence[EventMiddleware],
-        exception_handlers: ExceptionHandlers,
+        event_middlewares: Sequence[EventMiddleware[Socket]],
+        exception_handlers: ExceptionHandlers[Socket],
     ) -> HandlerTable:
         """A copy whose handlers carry their routers' dependencies, event middlewares and
         exception handlers, so that those apply to these handlers only."""
@@ -177,8 +177,8 @@ class Hooks(Protocol):
     """Where connect middlewares, event middlewares and exception handlers are kept."""
 
     middlewares: list[Middleware]
-    event_middlewares: list[EventMiddleware]
-    exception_handlers: dict[type[BaseException], ExceptionHandler]
+    event_middlewares: list[EventMiddleware[Socket]]
+    exception_handlers: dict[type[BaseException], ExceptionHandler[Socket]]
 
 
 class UsesMiddlewares:
@@ -201,7 +201,7 @@ class RegistersHooks(UsesMiddlewares):
     """`use`, `event_middleware` and `exception_handler`, for the server (every namespace) and
     routers (their handlers and their nested routers')."""
 
-    def event_middleware(self, middleware: EventMiddleware) -> EventMiddleware:
+    def event_middleware(self, middleware: EventMiddleware[Socket]) -> EventMiddleware[Socket]:
         """Add a per-event middleware (Node's `socket.use`); usable as a decorator.
 
         `async def mw(socket, event, args, call_next)`: inspect or change the event and its
@@ -212,7 +212,9 @@ class RegistersHooks(UsesMiddlewares):
         self._hooks().event_middlewares.append(middleware)
         return middleware
 
-    def exception_handler(self, exc_type: type[BaseException]) -> Callable[[ExceptionHandler], ExceptionHandler]:
+    def exception_handler(
+        self, exc_type: type[BaseException]
+    ) -> Callable[[ExceptionHandler[Socket]], ExceptionHandler[Socket]]:
         """Handle `exc_type` raised by the handlers in scope: `async def h(socket, exc)`. Its
         return value is the ack when the client asked for one.
 
@@ -221,7 +223,7 @@ class RegistersHooks(UsesMiddlewares):
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             raise TypeError("exception_handler takes an exception class")
 
-        def decorator(handler: ExceptionHandler) -> ExceptionHandler:
+        def decorator(handler: ExceptionHandler[Socket]) -> ExceptionHandler[Socket]:
             check_callable(handler, "exception handler")
             self._hooks().exception_handlers[exc_type] = handler
             return handler
@@ -355,8 +357,8 @@ class RealtimeRouter(RegistersHooks):
         self,
         namespace: NamespaceSpec | None = None,
         dependencies: Sequence[params.Depends] = (),
-        event_middlewares: Sequence[EventMiddleware] = (),
-        exception_handlers: ExceptionHandlers = (),
+        event_middlewares: Sequence[EventMiddleware[Socket]] = (),
+        exception_handlers: ExceptionHandlers[Socket] = (),
     ) -> list[tuple[NamespaceSpec, HandlerTable]]:
         """(namespace, table) pairs for this router and every router nested in it; each handler
         carries what its enclosing routers add (dependencies, event middlewares, exception handlers)."""

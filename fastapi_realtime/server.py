@@ -7,7 +7,7 @@ import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from fastapi import APIRouter, params
 from fastapi.encoders import jsonable_encoder
@@ -26,7 +26,7 @@ from .errors import client_error, internal_error
 from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .lifecycle import Lifecycle
 from .namespace import Namespace
-from .options import AllowRequest, EngineOptions, ServerOptions, Transports
+from .options import Settings, split_settings
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .router import (
     H,
@@ -74,54 +74,14 @@ class Realtime(Broadcaster, RegistersHooks):
     def __init__(
         self,
         *,
-        path: str = "/socket.io",
-        ping_interval: float = 25.0,
-        ping_timeout: float = 20.0,
-        upgrade_timeout: float = 10.0,
-        max_http_buffer_size: int = 1_000_000,
-        transports: Transports = ("polling", "websocket"),
-        allow_upgrades: bool = True,
-        cors_allowed_origins: str | Sequence[str] | None = None,
-        cors_credentials: bool = False,
-        allow_request: AllowRequest | None = None,
-        cookie: str | None = None,
-        connect_timeout: float = 45.0,
-        max_attachments: int = 10,
-        max_queue: int = 1024,
-        max_pending_events: int = 1024,
-        max_pending_sessions: int = 1000,
         adapter: AdapterFactory | None = None,
-        docs: bool = True,
-        docs_title: str | None = None,
-        docs_version: str | None = None,
-        docs_description: str | None = None,
         recovery: RecoveryOptions | bool | None = None,
         recovery_store: RecoveryStoreFactory | None = None,
+        **settings: Unpack[Settings],
     ) -> None:
-        self.engine_options = EngineOptions(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            upgrade_timeout=upgrade_timeout,
-            max_http_buffer_size=max_http_buffer_size,
-            transports=transports,
-            allow_upgrades=allow_upgrades,
-            cors_allowed_origins=cors_allowed_origins,
-            cors_credentials=cors_credentials,
-            allow_request=allow_request,
-            cookie=cookie,
-            max_queue=max_queue,
-            max_pending_sessions=max_pending_sessions,
-        )
-        self.options = options = ServerOptions(
-            path=path,
-            connect_timeout=connect_timeout,
-            max_attachments=max_attachments,
-            max_pending_events=max_pending_events,
-            docs=docs,
-            docs_title=docs_title,
-            docs_version=docs_version,
-            docs_description=docs_description,
-        )
+        # The defaults and the checks live in the option dataclasses (fastapi_realtime.options).
+        self.engine_options, options = split_settings(settings)
+        self.options = options
         if adapter is not None and not callable(adapter):
             raise ValueError("adapter must be a callable taking the namespace")
         self.path = options.path
@@ -141,8 +101,8 @@ class Realtime(Broadcaster, RegistersHooks):
         self._recovery_store = recovery_store
         self.skip_recovery_middlewares = self.recovery is not None and self.recovery.skip_middlewares
         self.middlewares: list[Middleware] = []
-        self.event_middlewares: list[EventMiddleware] = []
-        self.exception_handlers: dict[type[BaseException], ExceptionHandler] = {}
+        self.event_middlewares: list[EventMiddleware[Socket]] = []
+        self.exception_handlers: dict[type[BaseException], ExceptionHandler[Socket]] = {}
         self._static: dict[str, HandlerTable] = {"/": HandlerTable()}
         self._dynamic: list[tuple[NamespaceSpec, HandlerTable]] = []
         self._namespaces: dict[str, Namespace] = {}
@@ -255,7 +215,7 @@ class Realtime(Broadcaster, RegistersHooks):
     def _hooks(self) -> Hooks:
         return self  # server-wide: for every namespace
 
-    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+    def exception_handler_for(self, exc: BaseException) -> ExceptionHandler[Socket] | None:
         return find_exception_handler(tuple(self.exception_handlers.items()), exc)
 
     async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any:
@@ -344,11 +304,8 @@ class Realtime(Broadcaster, RegistersHooks):
     def generate_socket_id(self) -> str:
         return generate_sid()
 
-    def persist_later(self, nsp: Namespace, snapshot: SessionSnapshot) -> None:
-        """Keep a disconnected socket's state; shutdown waits for these writes."""
-        store = nsp.recovery
-        if store is None:
-            return
+    def persist_later(self, store: RecoveryStore, snapshot: SessionSnapshot) -> None:
+        """Keep a disconnected socket's state in its namespace's store; shutdown waits for these writes."""
         self.lifecycle.spawn(store.persist(snapshot))
 
     def of_any(self, name: str) -> Namespace:

@@ -5,28 +5,98 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._types import EioFrame
 from .adapters.base import BroadcastOptions
-from .broadcast import DEFAULT_ACK_TIMEOUT, BroadcastOperator, RoomArg, ack_data, ack_value, event_packet, rooms_of
+from .broadcast import (
+    DEFAULT_ACK_TIMEOUT,
+    BroadcastNamespace,
+    BroadcastOperator,
+    RoomArg,
+    ack_data,
+    ack_value,
+    event_packet,
+    rooms_of,
+)
 from .errors import internal_error
 from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
-from .recovery import RECOVERABLE_REASONS, SessionSnapshot
+from .recovery import RECOVERABLE_REASONS, RecoveryStore, SessionSnapshot
 from .socketio.packet import Packet, PacketType
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .namespace import Namespace
-    from .server import Realtime
+    from .sessions import EngineSession
 
 logger = logging.getLogger("fastapi_realtime")
 
+
+# What a socket needs from the objects above it, which this module does not import (the
+# client, namespace and server modules import this one).
+
+
+class SocketServer(Protocol):
+    """The server as its sockets use it (server.Realtime is one)."""
+
+    @property
+    def event_middlewares(self) -> Sequence[EventMiddleware[Socket]]: ...
+
+    async def handle_exception(self, socket: Socket, exc: Exception, event: Any, wants_ack: bool) -> Any: ...
+
+    def persist_later(self, store: RecoveryStore, snapshot: SessionSnapshot) -> None: ...
+
+
+class SocketClient(Protocol):
+    """The connection as its sockets use it (client.Client is one)."""
+
+    @property
+    def session(self) -> EngineSession: ...
+
+    def spawn(self, job: Awaitable[None]) -> None: ...
+
+    def forget(self, socket: Socket) -> None: ...
+
+    def schedule_disconnect(self, socket: Socket, reason: str) -> None: ...
+
+    def disconnect_all(self) -> None: ...
+
+
+class EventTable(Protocol):
+    """A namespace's handlers as its sockets look them up (router.HandlerTable is one)."""
+
+    @property
+    def events(self) -> Mapping[str, HandlerSpec]: ...
+
+    @property
+    def any(self) -> HandlerSpec | None: ...
+
+    @property
+    def disconnect(self) -> HandlerSpec | None: ...  # the client runs it, reaching it through the socket
+
+    def concurrent_events(self, event: Any) -> bool: ...
+
+
+class SocketNamespace(BroadcastNamespace, Protocol):
+    """The namespace as its sockets use it (namespace.Namespace is one)."""
+
+    @property
+    def server(self) -> SocketServer: ...
+
+    @property
+    def recovery(self) -> RecoveryStore | None: ...
+
+    @property
+    def table(self) -> EventTable: ...
+
+    def encode(self, packet: Packet) -> list[EioFrame]: ...
+
+    def next_ack_id(self) -> int: ...
+
+    def remove(self, socket: Socket) -> None: ...
 
 
 @dataclass(slots=True)
@@ -77,12 +147,12 @@ def make_handshake(scope: Any, auth: dict[str, Any], issued: float) -> Handshake
 NO_HANDLER: Any = object()  # what an event with no handler "returns": it gets no ack
 
 
-def _chain(socket: Socket, middlewares: Sequence[EventMiddleware], last: CallNext) -> CallNext:
+def _chain(socket: Socket, middlewares: Sequence[EventMiddleware[Socket]], last: CallNext) -> CallNext:
     """Wrap `last` in the event middlewares, the first one outermost."""
     call_next = last
     for middleware in reversed(middlewares):
 
-        def step(event: Any, args: list[Any], _mw: EventMiddleware = middleware, _next: CallNext = call_next) -> Awaitable[Any]:
+        def step(event: Any, args: list[Any], _mw: EventMiddleware[Socket] = middleware, _next: CallNext = call_next) -> Awaitable[Any]:
             return _mw(socket, event, args, _next)
 
         call_next = step
@@ -101,7 +171,7 @@ class Socket:
         "_acks", "_held", "_auth", "_issued", "_handshake",
     )
 
-    def __init__(self, nsp: Namespace, client: Client, sid: str, auth: dict[str, Any]) -> None:
+    def __init__(self, nsp: SocketNamespace, client: SocketClient, sid: str, auth: dict[str, Any]) -> None:
         self.id = sid
         self.pid: str | None = None
         self.nsp = nsp
@@ -132,7 +202,7 @@ class Socket:
         return self.nsp.name
 
     @property
-    def server(self) -> Realtime:
+    def server(self) -> SocketServer:
         return self.nsp.server
 
     @property
@@ -307,8 +377,9 @@ class Socket:
         """Tear down local state at once; the disconnect handler runs in the client's event order."""
         if not self.connected:
             return
-        if self.pid is not None and reason in RECOVERABLE_REASONS:
-            self.nsp.server.persist_later(self.nsp, SessionSnapshot(self.id, self.pid, sorted(self.rooms), self.data))
+        store = self.nsp.recovery
+        if store is not None and self.pid is not None and reason in RECOVERABLE_REASONS:
+            self.nsp.server.persist_later(store, SessionSnapshot(self.id, self.pid, sorted(self.rooms), self.data))
         self.connected = False
         self.nsp.remove(self)
         self.client.forget(self)

@@ -87,6 +87,10 @@ def test_misspelt_option_raises_type_error(name: str) -> None:
         ("docs", "no"),
         ("recovery", "yes"),
         ("adapter", 42),
+        ("http_compression", "gzip"),
+        ("http_compression", 1),
+        ("http_compression_threshold", 0),
+        ("http_compression_threshold", 1.5),
     ],
 )
 def test_invalid_value_raises_value_error(option: str, value: Any) -> None:
@@ -125,3 +129,17 @@ def test_options_are_frozen() -> None:
     options = Realtime().engine_options
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.ping_interval = 1.0  # type: ignore[misc]
+
+
+def test_settings_name_every_option_once() -> None:
+    """Realtime(**settings) is typed by Settings; the defaults live in the dataclasses alone."""
+    from fastapi_realtime.options import ENGINE_SETTINGS, SERVER_SETTINGS, Settings
+
+    assert not ENGINE_SETTINGS & SERVER_SETTINGS
+    assert set(Settings.__annotations__) == ENGINE_SETTINGS | SERVER_SETTINGS
+
+
+def test_compression_options() -> None:
+    assert Realtime().engine_options.compression_threshold == 1024
+    assert Realtime(http_compression_threshold=10).engine_options.compression_threshold == 10
+    assert Realtime(http_compression=False).engine_options.compression_threshold is None
