@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from json.encoder import encode_basestring
-from json.scanner import make_scanner
 from typing import Any, NamedTuple
 
-try:
-    from json.encoder import c_make_encoder  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - interpreters without the C accelerator
-    c_make_encoder = None
-
 from ..exceptions import RemoteProtocolError
+from . import _json
+from ._json import BINARY_TYPES
+from ._json import scan as _scan
 
 
 class PacketType(IntEnum):
@@ -33,8 +28,6 @@ class PacketType(IntEnum):
 RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
-
-BINARY_TYPES = (bytes, bytearray, memoryview)
 
 # Ack ids are JavaScript numbers: above this the client could not tell two ids apart.
 MAX_ACK_ID = 2**53 - 1  # Number.MAX_SAFE_INTEGER
@@ -55,27 +48,8 @@ class Packet(NamedTuple):
 JsonDefault = Callable[[Any], Any]
 
 _TYPES = tuple(PacketType)
+_DIGITS = tuple(str(int(type_)) for type_ in PacketType)
 
-
-class _NotPlain(Exception):
-    """The data holds something plain JSON cannot: bytes, or an object needing `default`."""
-
-
-def _refuse(obj: Any) -> Any:
-    raise _NotPlain
-
-
-def _make_encoder(default: JsonDefault) -> Callable[[Any], str]:
-    # allow_nan=False: inf and nan raise instead of becoming `Infinity`, which JSON.parse refuses.
-    if c_make_encoder is not None:
-        iterencode = c_make_encoder(None, default, encode_basestring, None, ":", ",", False, False, False)
-        return lambda obj: "".join(iterencode(obj, 0))
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=default)
-    return encoder.encode
-
-
-# Built once: plain data (the common case) is encoded with no per-call set-up.
-_encode_plain = _make_encoder(_refuse)
 
 # Surrogates cannot be written as UTF-8; a client can still send one as a `\ud800` escape.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -128,8 +102,8 @@ def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | byt
     else:
         try:
             try:
-                body = _encode_plain(data)
-            except _NotPlain:
+                body = _json.dumps(data)
+            except _json.NotPlain:
 
                 def swap_binary(obj: Any) -> Any:
                     if isinstance(obj, BINARY_TYPES):
@@ -142,7 +116,8 @@ def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | byt
                         " is not JSON serializable; convert it first or pass a `default` hook"
                     )
 
-                body = _make_encoder(swap_binary)(data)
+                maybe = _json.dumps_binary(data, attachments)  # orjson, if it can do it alone
+                body = maybe if maybe is not None else _json.std_encoder(swap_binary)(data)
         except ValueError as exc:
             where = _non_finite_path(data)
             if where is None:
@@ -161,9 +136,14 @@ def encode(packet: Packet, default: JsonDefault | None = None) -> list[str | byt
             except UnicodeEncodeError:
                 body = _SURROGATE.sub(_escape_surrogate, body)
     type_ = packet.type
-    if attachments and (type_ == PacketType.EVENT or type_ == PacketType.ACK):
-        type_ = _TYPES[type_ + 3]
-    return [_header(type_, packet.namespace, packet.id, len(attachments)) + body, *attachments]
+    if attachments:
+        if type_ == PacketType.EVENT or type_ == PacketType.ACK:
+            type_ = _TYPES[type_ + 3]
+        return [_header(type_, packet.namespace, packet.id, len(attachments)) + body, *attachments]
+    if type_ < 5 and packet.namespace == "/":  # the common case: `2[...]`, `31[...]`
+        ack_id = packet.id
+        return [_DIGITS[type_] + body if ack_id is None else f"{_DIGITS[type_]}{ack_id}{body}"]
+    return [_header(type_, packet.namespace, packet.id, 0) + body]
 
 
 def reconstruct(data: Any, attachments: Sequence[bytes]) -> Any:
@@ -224,44 +204,14 @@ def _valid_payload(type_: PacketType, data: Any) -> bool:
     return type(data) in (dict, str)  # CONNECT_ERROR
 
 
-def _finite_float(literal: str) -> float:
-    value = float(literal)
-    if math.isinf(value):  # a literal such as 1e999: JSON numbers are finite
-        raise ValueError(f"number out of range: {literal[:32]}")
-    return value
-
-
-def _no_constant(literal: str) -> Any:
-    raise ValueError(f"{literal} is not JSON")  # NaN, Infinity, -Infinity: Python extensions
-
-
-# The C scanner of a decoder built once, called directly: json.loads would add a copy of the
-# payload, two regex matches and a few calls to every message. parse_constant runs only for
-# the NaN/Infinity literals, parse_float once per float literal (one Python call each).
-# typeshed types make_scanner's context as a scanner; the C scanner reads a JSONDecoder's hooks.
-_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(
-    json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)  # type: ignore[arg-type]
-)
-_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, allowed around the value
-
-
-def _skip_whitespace(text: str, pos: int) -> int:
-    match = _WHITESPACE.match(text, pos)
-    return match.end() if match is not None else pos
-
-
 def _parse_json(text: str, pos: int) -> Any:
-    """The JSON value filling text[pos:], as json.loads(text[pos:]) but without copying."""
+    """The JSON value filling text[pos:] (leading and trailing JSON whitespace allowed)."""
     try:
-        try:
-            data, end = _scan(text, pos)
-        except StopIteration:  # no value at pos: perhaps leading whitespace (rare)
-            data, end = _scan(text, _skip_whitespace(text, pos))
-    except (ValueError, StopIteration, RecursionError) as exc:
+        return _json.parse(text, pos)
+    except _json.TrailingData as exc:
+        raise RemoteProtocolError("invalid JSON payload: data after the value") from exc
+    except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError("invalid JSON payload") from exc
-    if end != len(text) and _skip_whitespace(text, end) != len(text):
-        raise RemoteProtocolError("invalid JSON payload: data after the value")
-    return data
 
 
 class Header(NamedTuple):
@@ -271,12 +221,55 @@ class Header(NamedTuple):
     attachments: int
 
 
+# tuple.__new__ skips the named tuples' generated __new__ (a Python call with keyword defaults).
+_new_tuple = tuple.__new__
+_EVENT = PacketType.EVENT
+_ACK = PacketType.ACK
+
+
 def decode_text(text: str, *, max_attachments: int) -> Header:
     """Decode the text part of a packet sent by a client; raise RemoteProtocolError if invalid.
 
     Linear in len(text): one scan per field, digit runs bounded, the JSON parsed in place.
     """
     head = text[:1]
+    if head == "2" or head == "3":
+        # The common shapes, EVENT or ACK with an optional namespace and ack id before an array
+        # (`2[`, `212[`, `31[`, `2/chat,5[`), in one pass with no intermediate objects. Anything
+        # else (whitespace, odd ids, no array) takes the general path below, which says what is wrong.
+        pos = 1
+        namespace = "/"
+        if text[1:2] == "/":
+            pos = text.find(",", 2) + 1  # 0: no comma, leave it to the general path
+            namespace = text[1 : pos - 1]
+        bracket = text.find("[", pos, pos + _MAX_DIGITS + 1) if pos else -1
+        ack_id = None
+        data: Any
+        if bracket > pos:
+            digits = text[pos:bracket]
+            if digits.isdigit() and digits.isascii():
+                ack_id = int(digits)
+                if ack_id > MAX_ACK_ID:
+                    bracket = -1
+            else:
+                bracket = -1
+        if bracket != -1:
+            if len(text) < _json.ORJSON_MIN_DECODE:  # as _json.parse does, without two calls
+                try:
+                    data, stop = _scan(text, bracket)
+                except (ValueError, RecursionError, StopIteration) as exc:
+                    raise RemoteProtocolError("invalid JSON payload") from exc
+                if stop != len(text):  # whitespace or junk after the array
+                    data = _parse_json(text, bracket)
+            else:
+                data = _parse_json(text, bracket)  # an array: it starts with `[`
+            if head == "2":
+                name = data[0] if data else None
+                kind = type(name)
+                if not ((kind is str and name not in RESERVED_EVENTS) or kind is int or kind is float):
+                    raise RemoteProtocolError("invalid payload for EVENT")
+                return _new_tuple(Header, (_new_tuple(Packet, (_EVENT, namespace, data, ack_id)), 0))
+            return _new_tuple(Header, (_new_tuple(Packet, (_ACK, namespace, data, ack_id)), 0))
     if not ("0" <= head <= "6") or not head:
         raise RemoteProtocolError(f"unknown packet type {head!r}")
     type_ = _TYPES[ord(head) - 48]
@@ -310,7 +303,7 @@ def decode_text(text: str, *, max_attachments: int) -> Header:
         ack_id = int(text[start:pos])
         if ack_id > MAX_ACK_ID:
             raise RemoteProtocolError("invalid ack id: above 2**53-1")
-    data: Any = _parse_json(text, pos) if pos < end else _ABSENT
+    data = _parse_json(text, pos) if pos < end else _ABSENT
     if not _valid_payload(type_, data):
         raise RemoteProtocolError(f"invalid payload for {type_.name}")
     return Header(Packet(type_, namespace, None if data is _ABSENT else data, ack_id), attachments)
