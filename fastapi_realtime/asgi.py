@@ -151,7 +151,7 @@ class EngineApp:
             await respond_error(send, ErrorCode.BAD_REQUEST, cors)
             return
         if method == "GET":
-            await handle_get(session, receive, send, cors)
+            await handle_get(session, scope, receive, send, cors)
         elif method == "POST":
             await handle_post(session, scope, receive, send, cors)
         else:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 
 from .._types import Receive, Scope, Send
+from ..engineio.compression import compress, negotiate
 from ..engineio.handshake import ErrorCode
 from ..engineio.payload import decode_payload, encode_payload
 from ..exceptions import RemoteProtocolError
@@ -21,18 +23,44 @@ async def _disconnected(receive: Receive) -> None:
         pass  # the (empty) body of the GET itself
 
 
+def _wake(waiter: asyncio.Future[None], _gone: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 async def _client_stayed(waiter: asyncio.Future[None], receive: Receive) -> bool:
     """Wait for `waiter`; False if the client dropped the request first."""
+    # One watcher task whose end wakes the waiter: cheaper than asyncio.wait, which this runs
+    # for every parked GET.
     gone = asyncio.ensure_future(_disconnected(receive))
-    await asyncio.wait((waiter, gone), return_when=asyncio.FIRST_COMPLETED)
-    if waiter.done():
-        gone.cancel()
-        return True
-    waiter.cancel()
-    return False
+    gone.add_done_callback(partial(_wake, waiter))
+    try:
+        await waiter
+    finally:
+        if not gone.done():
+            gone.cancel()
+    return not gone.done() or gone.cancelled()
 
 
-async def handle_get(session: EngineSession, receive: Receive, send: Send, headers: Headers) -> None:
+# Bodies past this are compressed off the event loop (a megabyte takes milliseconds).
+COMPRESS_IN_THREAD = 64 * 1024
+
+
+async def _compressed(scope: Scope, body: bytes, headers: Headers, threshold: int | None) -> bytes:
+    """`body` compressed for the client when it is large enough and the client accepts it
+    (Node's httpCompression); the Content-Encoding header is added to `headers`."""
+    if threshold is None or len(body) < threshold:
+        return body
+    coding = negotiate(header(scope, b"accept-encoding"))
+    if coding is None:
+        return body
+    headers.append((b"content-encoding", coding.encode()))
+    if len(body) > COMPRESS_IN_THREAD:
+        return await asyncio.to_thread(compress, body, coding)
+    return compress(body, coding)
+
+
+async def handle_get(session: EngineSession, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
     if not session.begin_get():
         # Overlapping GETs break the protocol: the session ends and the first GET gets the close.
         await respond(send, 400, b"", None, headers)
@@ -46,7 +74,9 @@ async def handle_get(session: EngineSession, receive: Receive, send: Send, heade
         frames = session.take_frames()
     finally:
         session.end_get()
-    await respond(send, 200, encode_payload(frames).encode(), TEXT_PLAIN, [*headers, NO_STORE])
+    out = [*headers, NO_STORE]
+    body = await _compressed(scope, encode_payload(frames).encode(), out, session.manager.options.compression_threshold)
+    await respond(send, 200, body, TEXT_PLAIN, out)
     session.get_delivered()
 
 

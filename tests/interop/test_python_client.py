@@ -172,6 +172,18 @@ def short_connect_timeout_url() -> Iterator[str]:
         yield base
 
 
+def test_large_messages_over_compressed_polling(url: str) -> None:
+    """aiohttp asks for gzip: polling responses past 1 KB arrive compressed and decode as sent."""
+    async def body() -> None:
+        async with clients(url, ["polling"]) as (c,):
+            await c.connect()
+            big = {"text": "héllo " * 2000, "n": list(range(500))}
+            for _ in range(3):
+                assert await c.call("echo", big) == big
+
+    run(body)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_connect_echo(url: str, mode: str) -> None:
     async def body() -> None:
