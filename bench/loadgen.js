@@ -5,9 +5,11 @@
 //
 // Usage: node loadgen.js '<json config>'. Progress and results are JSON lines on stdout:
 //   {"event":"window_start"} / {"event":"window_end"}  measurement window boundaries
-//   {"event":"ready",...}   (idle mode) all connections are open; send "close\n" on stdin to end
+//   {"event":"ready",...}   (idle mode) all connections are open; send "close\n" on stdin to end;
+//                           (conns mode) send "go\n" to start the ack load
 //   {"event":"result",...}  final figures
-// Modes: ack-ws, ack-polling, broadcast, idle. Kinds: sio (Socket.IO server), raw (ASGI echo).
+//   {"event":"connect_start"} / {"event":"connect_end",...} / {"event":"ready"}  (conns mode)
+// Modes: ack-ws, ack-polling, broadcast, idle, conns. Kinds: sio (Socket.IO server), raw (ASGI echo).
 // Broadcast with `urls` (several nodes of one cluster): client i connects to urls[i % n], the
 // first client of each url sends the blast at the same time, and every client counts every
 // node's messages (target = n * count * clients).
@@ -33,6 +35,8 @@ const cfg = Object.assign({
   deflate: false,     // offer permessage-deflate (off: measure the servers, not zlib)
   connectTimeout: 60, // seconds to open all connections
   urls: null,         // broadcast mode: WebSocket base URLs (ws://host:port) of several nodes
+  maxMessages: 5000,  // broadcast mode: cap on the messages of one blast (bounds its length)
+  ackClients: 50,     // conns mode: clients (spread over all) that run the ack load
 }, JSON.parse(process.argv[2] || '{}'));
 
 const now = () => performance.now();
@@ -286,7 +290,8 @@ function percentile(sorted, p) {
 
 // ---------------------------------------------------------------------------------------------
 // Ack round trips: every client keeps one event-with-ack in flight (raw: one frame awaiting echo).
-async function runAck(polling) {
+// `handlers` are the clients' handlers, filled in here (conns mode builds its clients first).
+function ackDriver(handlers) {
   let measuring = false;
   let count = 0;
   let latencies = new Float64Array(1 << 16);
@@ -302,38 +307,91 @@ async function runAck(polling) {
       }
       latencies[nlat++] = t - c.sentAt;
     }
-    if (stopping) return;
+    if (stopping || c.ackStopped) return;
     c.nextId++;
     c.sentAt = t;
     c.send(eventFrame(c.nextId));
   };
-  const handlers = {
-    onAck: (c, id) => { if (id === c.nextId) record(c); },
-    onEcho: (c) => record(c),
-    onEvent: () => {},
+  handlers.onAck = (c, id) => { if (id === c.nextId) record(c); };
+  handlers.onEcho = (c) => record(c);
+  // Warm-up, then one measurement window; the clients stop sending at its end.
+  return async (clients) => {
+    for (const c of clients) { c.nextId = 0; c.sentAt = now(); c.send(eventFrame(0)); }
+    await sleep(cfg.warmup * 1000);
+    const cpu0 = process.cpuUsage();
+    const t0 = now();
+    measuring = true;
+    out({ event: 'window_start' });
+    await sleep(cfg.duration * 1000);
+    measuring = false;
+    const elapsed = (now() - t0) / 1000;
+    const cpu = cpuPercent(cpu0, t0);
+    out({ event: 'window_end' });
+    for (const c of clients) c.ackStopped = true;
+    const lat = latencies.slice(0, nlat).sort();
+    return {
+      value: count / elapsed, unit: 'round-trips/s', count, elapsed, loadgenCpu: cpu,
+      latencyMs: { p50: percentile(lat, 50), p99: percentile(lat, 99) },
+    };
   };
+}
+
+async function runAck(polling) {
+  const handlers = { onAck: () => {}, onEcho: () => {}, onEvent: () => {} };
+  const drive = ackDriver(handlers);
   const Cls = polling ? PollClient : WsClient;
   const { clients, failed, firstError } = await openAll(cfg.clients, (i) => new Cls(i, handlers));
   if (clients.length === 0) throw new Error('no client connected: ' + firstError);
-  for (const c of clients) { c.nextId = 0; c.sentAt = now(); c.send(eventFrame(0)); }
-  await sleep(cfg.warmup * 1000);
-  const cpu0 = process.cpuUsage();
-  const t0 = now();
-  measuring = true;
-  out({ event: 'window_start' });
-  await sleep(cfg.duration * 1000);
-  measuring = false;
-  const elapsed = (now() - t0) / 1000;
-  const cpu = cpuPercent(cpu0, t0);
-  out({ event: 'window_end' });
+  const figures = await drive(clients);
   stopping = true;
   for (const c of clients) c.close();
-  const lat = latencies.slice(0, nlat).sort();
-  return {
-    value: count / elapsed, unit: 'round-trips/s', count, elapsed, clients: clients.length,
-    failed, firstError, loadgenCpu: cpu,
-    latencyMs: { p50: percentile(lat, 50), p99: percentile(lat, 99) },
-  };
+  return Object.assign(figures, { clients: clients.length, failed, firstError });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many connections: open `clients` WebSockets (connect rate), report "ready" and wait for "go" on
+// stdin (the harness reads the server's memory meanwhile), then run the ack load on `ackClients`
+// of them spread over the whole set, with all of them connected.
+function waitForLine(word, timeoutS) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutS * 1000);
+    let buf = '';
+    const onData = (d) => {
+      buf += d.toString();
+      if (buf.includes(word)) {
+        clearTimeout(timer);
+        process.stdin.off('data', onData);
+        resolve(true);
+      }
+    };
+    process.stdin.on('data', onData);
+    process.stdin.on('end', () => { clearTimeout(timer); resolve(false); });
+  });
+}
+
+async function runConns() {
+  const handlers = { onAck: () => {}, onEcho: () => {}, onEvent: () => {} };
+  const drive = ackDriver(handlers);
+  out({ event: 'connect_start' });
+  const t0 = now();
+  const { clients, failed, firstError } = await openAll(cfg.clients, (i) => new WsClient(i, handlers));
+  const openSeconds = (now() - t0) / 1000;
+  out({ event: 'connect_end', opened: clients.length, failed, firstError, openSeconds });
+  if (clients.length === 0) throw new Error('no client connected: ' + firstError);
+  out({ event: 'ready', opened: clients.length });
+  if (!(await waitForLine('go', cfg.holdMax))) throw new Error('no "go" from the harness');
+  const k = Math.max(1, Math.min(cfg.ackClients, clients.length));
+  const step = clients.length / k;
+  const ackers = [];
+  for (let i = 0; i < k; i++) ackers.push(clients[Math.floor(i * step)]);
+  const figures = await drive(ackers);
+  const alive = clients.filter((c) => !c.closed).length;
+  stopping = true;
+  for (const c of clients) c.close();
+  return Object.assign(figures, {
+    opened: clients.length, alive, failed, firstError, openSeconds,
+    connectRate: clients.length / Math.max(openSeconds, 1e-3), ackClients: k,
+  });
 }
 
 // Is this frame 42["msg"...? Byte checks: polling hands over strings, WebSocket over Buffers.
@@ -392,7 +450,7 @@ async function runBroadcast() {
 
   const rateOf = (r) => r.delivered / Math.max(r.elapsed, 1e-3);
   const sizeFor = (rate) =>
-    Math.max(5, Math.min(5000, Math.round((rate * cfg.duration) / (nodes * clients.length))));
+    Math.max(5, Math.min(cfg.maxMessages, Math.round((rate * cfg.duration) / (nodes * clients.length))));
   const probe = await blast(3, 30);
   const probeRate = rateOf(probe);
   let n = sizeFor(probeRate);
@@ -408,7 +466,7 @@ async function runBroadcast() {
     run = await blast(n, cfg.duration * 6 + 20);
     cpu = cpuPercent(cpu0, cpuT0);
     out({ event: 'window_end' });
-    if (run.elapsed >= 0.6 * cfg.duration || run.delivered < run.expected || n >= 5000) break;
+    if (run.elapsed >= 0.6 * cfg.duration || run.delivered < run.expected || n >= cfg.maxMessages) break;
     n = sizeFor(rateOf(run));
   }
   const disconnected = clients.filter((c) => c.closed).length;
@@ -451,6 +509,7 @@ async function main() {
   else if (cfg.mode === 'ack-polling') result = await runAck(true);
   else if (cfg.mode === 'broadcast') result = await runBroadcast();
   else if (cfg.mode === 'idle') result = await runIdle();
+  else if (cfg.mode === 'conns') result = await runConns();
   else throw new Error('unknown mode ' + cfg.mode);
   out(Object.assign({ event: 'result', mode: cfg.mode, kind: cfg.kind }, result));
   // Give the closes a moment to go out, then leave without waiting for sockets.
