@@ -14,6 +14,7 @@ from typing import Protocol
 
 from . import admission
 from .admission import AdmissionServer
+from .engineio.handshake import Transport
 from .exceptions import RemoteProtocolError
 from .options import ServerOptions
 from .sessions import EngineSession
@@ -24,6 +25,7 @@ from .socketio.parser import Decoder
 logger = logging.getLogger("fastapi_realtime")
 
 Job = Packet | Callable[[], Awaitable[None]]
+_WEBSOCKET = Transport.WEBSOCKET
 
 
 class ClientServer(AdmissionServer, Protocol):
@@ -36,7 +38,8 @@ class ClientServer(AdmissionServer, Protocol):
 
 class Client:
     __slots__ = (
-        "server", "session", "decoder", "sockets", "_inbox", "_worker", "_space", "_connect_timer", "_concurrent",
+        "server", "session", "decoder", "sockets", "_inbox", "_busy", "_worker", "_idle", "_space",
+        "_max_pending", "_connect_timer", "_concurrent", "_loop",
     )
 
     def __init__(self, server: ClientServer, session: EngineSession) -> None:
@@ -45,11 +48,15 @@ class Client:
         self.decoder = Decoder(max_attachments=server.options.max_attachments)
         self.sockets: dict[str, Socket] = {}
         self._inbox: list[Job] = []  # a list: cheaper than a deque when idle
+        # Whether a job runs now (in the WebSocket reader's task or in `_worker`): later ones queue.
+        self._busy = False
         self._worker: asyncio.Task[None] | None = None
+        self._idle: asyncio.Future[None] | None = None  # made by wait_idle, resolved when not busy
         self._space: asyncio.Future[None] | None = None
+        self._max_pending = server.options.max_pending_events
         # Running calls of `concurrent=True` handlers; made on first use (most clients have none).
         self._concurrent: set[asyncio.Task[None]] | None = None
-        loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._connect_timer: asyncio.TimerHandle | None = loop.call_later(server.options.connect_timeout, self._connect_timeout)
 
     def _connect_timeout(self) -> None:
@@ -59,6 +66,10 @@ class Client:
 
     # -- incoming -------------------------------------------------------------------------
     def on_message(self, data: str | bytes) -> Awaitable[None] | None:
+        """Take one message. Returns None, a future to wait for before reading more
+        (backpressure), or, over WebSocket when nothing else runs, the job itself for the
+        reader to run in its own task (the engine's reader moves reading to a new task if the
+        job has to wait)."""
         try:
             packet = self.decoder.feed(data)
         except RemoteProtocolError as exc:
@@ -66,44 +77,77 @@ class Client:
             return None
         if packet is None:
             return None
-        if packet.type is PacketType.ACK or packet.type is PacketType.BINARY_ACK:
+        kind = packet.type
+        if kind is PacketType.ACK or kind is PacketType.BINARY_ACK:
             socket = self.sockets.get(packet.namespace)
             if socket is None:
                 self.close()
             else:
                 socket.on_ack(packet)
             return None
-        self._enqueue(packet)
-        if len(self._inbox) > self.server.options.max_pending_events:
-            # Stop reading from this client until its handlers catch up.
-            self._space = asyncio.get_running_loop().create_future()
-            return self._space
+        if not self._busy and self.session.transport is _WEBSOCKET:
+            self._busy = True
+            return self._run(packet)
+        return self._enqueue(packet)
+
+    def _enqueue(self, job: Job) -> asyncio.Future[None] | None:
+        inbox = self._inbox
+        inbox.append(job)
+        if self._busy:
+            if len(inbox) > self._max_pending:
+                # Stop reading from this client until its handlers catch up.
+                if self._space is None:
+                    self._space = self._loop.create_future()
+                return self._space
+            return None
+        self._busy = True
+        self._worker = self._loop.create_task(self._drain())
         return None
 
-    def _enqueue(self, job: Job) -> None:
-        self._inbox.append(job)
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
-
-    async def _work(self) -> None:
-        inbox = self._inbox
+    async def _run(self, packet: Packet) -> None:
+        """One packet, then whatever queued meanwhile (run by the WebSocket reader)."""
         try:
-            while inbox:
-                job = inbox.pop(0)
-                space = self._space
-                if space is not None and len(inbox) <= self.server.options.max_pending_events // 2:
-                    self._space = None
-                    if not space.done():
-                        space.set_result(None)
-                try:
-                    if isinstance(job, Packet):
-                        await self._dispatch(job)
-                    else:
-                        await job()
-                except Exception:
-                    logger.exception("error while handling a packet from %s", self.session.sid)
+            try:
+                await self._dispatch(packet)
+            except Exception:
+                logger.exception("error while handling a packet from %s", self.session.sid)
+            if self._inbox:
+                await self._jobs()
+        finally:
+            self._done()
+
+    async def _drain(self) -> None:
+        """The worker task: the queued jobs."""
+        try:
+            await self._jobs()
         finally:
             self._worker = None
+            self._done()
+
+    async def _jobs(self) -> None:
+        inbox = self._inbox
+        while inbox:
+            job = inbox.pop(0)
+            space = self._space
+            if space is not None and len(inbox) <= self._max_pending // 2:
+                self._space = None
+                if not space.done():
+                    space.set_result(None)
+            try:
+                if isinstance(job, Packet):
+                    await self._dispatch(job)
+                else:
+                    await job()
+            except Exception:
+                logger.exception("error while handling a packet from %s", self.session.sid)
+
+    def _done(self) -> None:
+        self._busy = False
+        idle = self._idle
+        if idle is not None:
+            self._idle = None
+            if not idle.done():
+                idle.set_result(None)
 
     async def _dispatch(self, packet: Packet) -> None:
         socket = self.sockets.get(packet.namespace)
@@ -122,7 +166,9 @@ class Client:
         elif kind is PacketType.DISCONNECT:
             socket.on_close("client namespace disconnect")
         else:
-            await socket.handle_event(packet)
+            running = socket.handle_event(packet)
+            if running is not None:
+                await running
 
     def joined(self) -> None:
         """A namespace admitted the client: the connect timeout no longer applies."""
@@ -187,9 +233,11 @@ class Client:
 
     async def wait_idle(self) -> None:
         """Wait until every queued packet, concurrent handler call and disconnect handler has run."""
-        while self._worker is not None or self._concurrent:
-            if self._worker is not None:
-                await asyncio.shield(self._worker)
+        while self._busy or self._concurrent:
+            if self._busy:
+                if self._idle is None:
+                    self._idle = self._loop.create_future()
+                await asyncio.shield(self._idle)
             if self._concurrent:
                 await asyncio.wait(list(self._concurrent))
 

@@ -17,7 +17,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, get_args, get_origin
 
 from fastapi import params
@@ -276,6 +276,41 @@ class HandlerSpec:
     # of the routers this handler was declared in.
     event_middlewares: tuple[EventMiddleware[Any], ...] = ()
     exception_handlers: ExceptionHandlers[Any] = ()
+    # Derived: an async handler with no dependencies, validation or response model is called
+    # directly with `bind`'s arguments (the per-event hot path), and the common signature
+    # (socket, a, b, ...) binds by slicing.
+    plain: bool = field(init=False, default=False)
+    _socket_then: int = field(init=False, default=-1)
+
+    def __post_init__(self) -> None:
+        plain = (
+            self.is_async and self.dependant is None and self.response is None and not self.keyword_injected
+            and all(validator is None for validator in self.validators)
+            and _REST not in self.plan and _INJECTED not in self.plan
+        )
+        object.__setattr__(self, "plain", plain)
+        count = len(self.plan) - 1
+        if self.plan[:1] == (_SOCKET,) and self.plan[1:] == tuple(range(count)):
+            object.__setattr__(self, "_socket_then", count)
+
+    def bind(self, socket: HandlerSocket, args: Sequence[Any]) -> list[Any]:
+        """A plain handler's positional arguments: the event's, missing ones from defaults or None."""
+        count = self._socket_then
+        if count >= 0 and len(args) >= count:
+            return [socket, *args[:count]]
+        positional: list[Any] = []
+        have = len(args)
+        for source, default in zip(self.plan, self.defaults):
+            if source >= 0:
+                if source < have:
+                    positional.append(args[source])
+                else:
+                    positional.append(None if default is MISSING else default)
+            elif source == _SOCKET:
+                positional.append(socket)
+            else:
+                positional.append(socket.server)
+        return positional
 
     def scoped(
         self,

@@ -301,13 +301,13 @@ class Socket:
         return BroadcastOperator(self.nsp, except_rooms=frozenset({self.id}))
 
     # -- handling events --------------------------------------------------------------------
-    async def handle_event(self, packet: Packet) -> None:
+    def handle_event(self, packet: Packet) -> Awaitable[None] | None:
+        """The handler's run, to await in the client's event order (None: it runs beside it)."""
         args: list[Any] = packet.data
-        table = self.nsp.table
-        if table.concurrent_events(args[0]):
+        if self.nsp.table.concurrent_events(args[0]):
             self.client.spawn(self._run(args[0], args[1:], packet.id))
-        else:
-            await self._run(args[0], args[1:], packet.id)
+            return None
+        return self._run(args[0], args[1:], packet.id)
 
     async def _call_handler(self, event: Any, args: list[Any]) -> Any:
         """The innermost step of the server's event middleware chain: the handler, inside its
@@ -323,6 +323,9 @@ class Socket:
                 return await _chain(self, spec.event_middlewares, partial(_call_spec, self, spec, catch_all))(
                     event, args
                 )
+            if spec.plain and not catch_all:
+                # No dependencies, validation or thread: the function itself, with no layers between.
+                return await spec.func(*spec.bind(self, args))
             return await _call_spec(self, spec, catch_all, event, args)
         except Exception as exc:
             handler = spec.exception_handler_for(exc)

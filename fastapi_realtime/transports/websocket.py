@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import types
+from collections.abc import Callable, Coroutine, Generator
+from functools import partial
+from types import CoroutineType
+from typing import Any
 
 from .._types import EioFrame, Message, Receive, Scope, Send
 from ..engineio.handshake import Transport, open_frame
@@ -27,12 +33,15 @@ def _frame_of(message: Message) -> EioFrame | None:
 class WebSocketConnection:
     """The ASGI side of one accepted WebSocket."""
 
-    __slots__ = ("receive", "_send", "closed")
+    __slots__ = ("receive", "_send", "closed", "reader", "reading_done")
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self.receive = receive
         self._send = send
         self.closed = False
+        # Set once reading moved out of the ASGI call's task (see _hand_off).
+        self.reader: asyncio.Task[bool] | None = None
+        self.reading_done: asyncio.Future[None] | None = None
 
     async def send(self, frame: EioFrame) -> None:
         if type(frame) is str:
@@ -96,8 +105,22 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
 
 
 async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
+    """Read in the ASGI call's task; if a message's job had to wait, reading went on in a new
+    task, and this one waits for the reading to end. The close frame goes out before the
+    ASGI call returns."""
+    if await _read(session, ws):
+        done = ws.reading_done
+        assert done is not None
+        await done
+    await session.websocket_closed()
+
+
+async def _read(session: EngineSession, ws: WebSocketConnection) -> bool:
+    """Read until the connection ends (False), or until a job run here had to wait and reading
+    moved to another task (True)."""
     receive = ws.receive
     feed = session.feed
+    handed_off = False
     try:
         while not session.closed:
             message = await receive()
@@ -113,14 +136,63 @@ async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
                 session.parse_error(exc)
                 break
             if waiter is not None:
-                await waiter
+                if type(waiter) is CoroutineType:
+                    if await _run_here(waiter, partial(_hand_off, session, ws)):
+                        handed_off = True
+                        return True
+                else:
+                    await waiter  # backpressure: read on once the layer above caught up
     except Exception:
         # A fault of ours, not the client's: logged, and only this client is cut off.
         logger.exception("error while reading from session %s", session.sid)
         if not session.closed:
             session.close(DisconnectReason.TRANSPORT_ERROR)
     finally:
-        if not session.closed:
+        if not session.closed and not handed_off:
             session.close(DisconnectReason.TRANSPORT_CLOSE, notify_client=False)
-    # The close frame goes out before this ASGI call returns.
-    await session.websocket_closed()
+    done = ws.reading_done
+    if done is not None and not done.done():
+        done.set_result(None)
+    return False
+
+
+def _hand_off(session: EngineSession, ws: WebSocketConnection) -> None:
+    """A job run by the reader must wait: a new task reads on (acks for that job among what it reads)."""
+    loop = asyncio.get_running_loop()
+    if ws.reading_done is None:
+        ws.reading_done = loop.create_future()
+    # Held on the connection: the loop keeps only weak references to tasks.
+    ws.reader = loop.create_task(_read(session, ws))
+
+
+@types.coroutine
+def _run_here(job: Coroutine[Any, Any, None], on_block: Callable[[], None]) -> Generator[Any, Any, bool]:
+    """Run `job` in this task, in a context of its own as a task would have; the first time it
+    waits, call `on_block`. Returns whether it waited.
+
+    A job that finishes without waiting (most event handlers) costs no task at all, and one
+    that waits stays in this task, so current_task(), cancellation and timeouts inside it
+    behave as in any task.
+    """
+    context = contextvars.copy_context()
+    try:
+        yielded = context.run(job.send, None)
+    except StopIteration:
+        return False
+    on_block()
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            job.close()
+            raise
+        except BaseException as exc:  # a cancellation of this task: the job's to handle
+            try:
+                yielded = context.run(job.throw, exc)
+            except StopIteration:
+                return True
+        else:
+            try:
+                yielded = context.run(job.send, sent)
+            except StopIteration:
+                return True
