@@ -19,6 +19,7 @@ from .exceptions import RemoteProtocolError
 from .options import ServerOptions
 from .sessions import EngineSession
 from .socket import Socket
+from .socketio import msgpack_codec
 from .socketio.packet import Packet, PacketType
 from .socketio.parser import Decoder
 
@@ -45,7 +46,10 @@ class Client:
     def __init__(self, server: ClientServer, session: EngineSession) -> None:
         self.server = server
         self.session = session
-        self.decoder = Decoder(max_attachments=server.options.max_attachments)
+        options = server.options
+        self.decoder: Decoder | msgpack_codec.Decoder = (
+            msgpack_codec.Decoder() if options.parser == "msgpack" else Decoder(max_attachments=options.max_attachments)
+        )
         self.sockets: dict[str, Socket] = {}
         self._inbox: list[Job] = []  # a list: cheaper than a deque when idle
         # Whether a job runs now (in the WebSocket reader's task or in `_worker`): later ones queue.

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import Broadcaster, BroadcastOperator
+from .options import ServerOptions
 from .recovery import RecoveryStore
 from .router import HandlerTable, Hooks, UsesMiddlewares
 from .socket import SocketServer
+from .socketio import msgpack_codec
 from .socketio.packet import Packet, PacketType, encode
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ class NamespaceServer(SocketServer, Protocol):
 
     @property
     def json_default(self) -> Callable[[Any], Any]: ...
+
+    @property
+    def options(self) -> ServerOptions: ...
 
     @property
     def adapter_factory(self) -> Callable[[Namespace], Adapter]: ...
@@ -50,6 +55,7 @@ class Namespace(Broadcaster, UsesMiddlewares):
         self._recovering: dict[str, list[EioFrame]] = {}
         self._ack_id = 0
         self.json_default = server.json_default
+        self._msgpack = server.options.parser == "msgpack"
         self.adapter: Adapter = server.adapter_factory(self)
         self.recovery: RecoveryStore | None = server.recovery_factory(self)
 
@@ -58,7 +64,9 @@ class Namespace(Broadcaster, UsesMiddlewares):
 
     # -- hooks for the adapter -------------------------------------------------------------
     def encode(self, packet: Packet) -> list[EioFrame]:
-        parts = encode(packet, self.server.json_default)
+        if self._msgpack:
+            return [msgpack_codec.encode(packet, self.json_default)]  # one binary message
+        parts = encode(packet, self.json_default)
         parts[0] = "4" + parts[0]  # type: ignore[operator]
         return parts
 

@@ -18,6 +18,8 @@ TRANSPORTS = ("polling", "websocket")
 Transport = Literal["polling", "websocket"]
 Transports = Transport | Sequence[Transport]
 AllowRequest = Callable[["HTTPConnection"], Awaitable[bool | str | None]]
+PARSERS = ("default", "msgpack")
+Parser = Literal["default", "msgpack"]
 
 
 def _positive(name: str, value: float) -> None:
@@ -112,6 +114,9 @@ class ServerOptions:
     # Incoming packets waiting for one client's handlers: over this the server stops reading
     # from that client until they catch up (the outgoing queue is EngineOptions.max_queue).
     max_pending_events: int = 1024
+    # The Socket.IO packet format: "default" (JSON text and binary attachments) or "msgpack"
+    # (npm socket.io-msgpack-parser's; needs the msgpack extra). Every client must use the same.
+    parser: Parser = "default"
     docs: bool = True
     # None: taken from the FastAPI app serving the docs.
     docs_title: str | None = None
@@ -128,6 +133,8 @@ class ServerOptions:
         value = self.max_pending_events
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"max_pending_events must be a positive integer, got {value!r}")
+        if self.parser not in PARSERS:
+            raise ValueError(f"parser must be one of {PARSERS}, got {self.parser!r}")
         if not isinstance(self.docs, bool):
             raise ValueError("docs must be a bool")
         for name in ("docs_title", "docs_version", "docs_description"):
@@ -160,6 +167,7 @@ class Settings(TypedDict, total=False):
     connect_timeout: float
     max_attachments: int
     max_pending_events: int
+    parser: Parser
     docs: bool
     docs_title: str | None
     docs_version: str | None

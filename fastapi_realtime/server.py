@@ -42,6 +42,7 @@ from .router import (
 )
 from .sessions import SessionManager
 from .socket import Socket
+from .socketio import msgpack_codec
 
 logger = logging.getLogger("fastapi_realtime")
 
@@ -82,6 +83,8 @@ class Realtime(Broadcaster, RegistersHooks):
         # The defaults and the checks live in the option dataclasses (fastapi_realtime.options).
         self.engine_options, options = split_settings(settings)
         self.options = options
+        if options.parser == "msgpack":
+            msgpack_codec.require()  # at construction, not at the first client
         if adapter is not None and not callable(adapter):
             raise ValueError("adapter must be a callable taking the namespace")
         self.path = options.path

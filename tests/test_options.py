@@ -91,6 +91,8 @@ def test_misspelt_option_raises_type_error(name: str) -> None:
         ("http_compression", 1),
         ("http_compression_threshold", 0),
         ("http_compression_threshold", 1.5),
+        ("parser", "json"),
+        ("parser", None),
     ],
 )
 def test_invalid_value_raises_value_error(option: str, value: Any) -> None:

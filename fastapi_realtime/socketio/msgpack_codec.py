@@ -72,6 +72,11 @@ def _msgpack() -> _Msgpack:
     return _module
 
 
+def require() -> None:
+    """Raise ImportError now, naming the extra, when msgpack is not installed."""
+    _msgpack()
+
+
 class _Undefined:
     """JavaScript's undefined, as notepack.io writes it (fixext1 type 0)."""
 
