@@ -72,7 +72,17 @@ async def connect(client: AdmissionClient, packet: Packet) -> None:
         return
     socket, restored = await new_socket(client, nsp, auth)
     client.sockets[name] = socket
-    rejection = await admit(server, nsp, socket, auth)
+    observer = nsp.observation.observer
+    token = None if observer is None else observer.connect_started(name, socket.id, session)
+    try:
+        rejection = await admit(server, nsp, socket, auth)
+    except BaseException:
+        if observer is not None:
+            observer.connect_finished(token, "cancelled")
+        raise
+    if observer is not None:
+        refusal = rejection.message if rejection is not None else None if socket.connected else "client gone"
+        observer.connect_finished(token, refusal)
     if rejection is not None or not socket.connected:
         # Refused, or the client went away before its middlewares let it in (then, as in
         # Node, its connect handler never ran): nothing of it stays registered, and a
@@ -113,6 +123,9 @@ async def new_socket(client: AdmissionClient, nsp: Namespace, auth: dict[str, An
     pid, offset = auth.get("pid"), auth.get("offset")
     if valid_token(pid) and valid_token(offset):
         restored = await store.restore(pid, offset)
+        observer = nsp.observation.observer
+        if observer is not None:
+            observer.recovery(nsp.name, "missed" if restored is None or restored.snapshot.sid in nsp.sockets else "recovered")
         if restored is not None:
             snapshot = restored.snapshot
             if snapshot.sid in nsp.sockets:

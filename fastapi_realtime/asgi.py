@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from ._logging import RateLimitedLog
 from ._types import Receive, Scope, Send
-from .engineio.handshake import ErrorCode, Transport, open_frame, parse_query
+from .engineio.handshake import ERROR_MESSAGES, ErrorCode, Transport, open_frame, parse_query
 from .engineio.session import State
 from .sessions import EngineSession, SessionManager
 from .transports.http import TEXT_PLAIN, Headers, deny_websocket, header, query_params, respond, respond_error
@@ -112,11 +112,28 @@ class EngineApp:
             return None
         return verdict if isinstance(verdict, str) else "Forbidden"
 
+    def _refused(self, transport: str, code: ErrorCode, message: str | None) -> None:
+        observer = self.manager.observation.observer
+        if observer is not None:
+            observer.engine_refused(transport, int(code), message or ERROR_MESSAGES[code])
+
+    async def _refuse(
+        self, send: Send, code: ErrorCode, headers: Headers, message: str | None = None, *, status: int | None = None
+    ) -> None:
+        self._refused("polling", code, message)
+        await respond_error(send, code, headers, message, status=status)
+
+    async def _refuse_websocket(
+        self, scope: Scope, send: Send, code: ErrorCode, message: str | None = None, *, status: int | None = None
+    ) -> None:
+        self._refused("websocket", code, message)
+        await deny_websocket(scope, send, code, message, status=status)
+
     # -- HTTP long-polling --------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         ok, origin = self._origin_ok(scope)
         if not ok:
-            await respond_error(send, ErrorCode.FORBIDDEN, [], "Origin not allowed")
+            await self._refuse(send, ErrorCode.FORBIDDEN, [], "Origin not allowed")
             return
         cors = self._cors_headers(origin)
         method = scope["method"]
@@ -129,18 +146,18 @@ class EngineApp:
             return
         request = parse_query(query_params(scope), websocket=False, transports=self.manager.options.transports)
         if isinstance(request, ErrorCode):
-            await respond_error(send, request, cors)
+            await self._refuse(send, request, cors)
             return
         sid = request.sid
         if sid is None:
             if method != "GET":
-                await respond_error(send, ErrorCode.BAD_HANDSHAKE_METHOD, cors)
+                await self._refuse(send, ErrorCode.BAD_HANDSHAKE_METHOD, cors)
                 return
             await self._handshake(scope, send, cors)
             return
         session = self._find(sid)
         if session is None:
-            await respond_error(send, ErrorCode.UNKNOWN_SID, cors)
+            await self._refuse(send, ErrorCode.UNKNOWN_SID, cors)
             return
         if session.engine.state is State.UPGRADING:
             # The client may have sent its upgrade (`5`) just before this request: let the
@@ -148,7 +165,7 @@ class EngineApp:
             for _ in range(UPGRADE_GRACE_TURNS):
                 await asyncio.sleep(0)
         if session.transport is not Transport.POLLING:
-            await respond_error(send, ErrorCode.BAD_REQUEST, cors)
+            await self._refuse(send, ErrorCode.BAD_REQUEST, cors)
             return
         if method == "GET":
             await handle_get(session, scope, receive, send, cors)
@@ -161,15 +178,15 @@ class EngineApp:
         manager = self.manager
         busy = self._busy()
         if busy is not None:
-            await respond_error(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
+            await self._refuse(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
             return
         refusal = await self._allowed(scope)
         if refusal is not None:
-            await respond_error(send, ErrorCode.FORBIDDEN, cors, refusal)
+            await self._refuse(send, ErrorCode.FORBIDDEN, cors, refusal)
             return
         busy = self._busy()  # allow_request may have taken a while
         if busy is not None:
-            await respond_error(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
+            await self._refuse(send, ErrorCode.BAD_REQUEST, cors, busy, status=503)
             return
         options = manager.options
         session = manager.create(scope, Transport.POLLING)
@@ -193,11 +210,11 @@ class EngineApp:
         manager = self.manager
         ok, _ = self._origin_ok(scope)
         if not ok:
-            await deny_websocket(scope, send, ErrorCode.FORBIDDEN, "Origin not allowed")
+            await self._refuse_websocket(scope, send, ErrorCode.FORBIDDEN, "Origin not allowed")
             return
         request = parse_query(query_params(scope), websocket=True, transports=manager.options.transports)
         if isinstance(request, ErrorCode):
-            await deny_websocket(scope, send, request)
+            await self._refuse_websocket(scope, send, request)
             return
         sid = request.sid
         if sid is None:
@@ -205,7 +222,7 @@ class EngineApp:
             return
         session = self._find(sid)
         if session is None or session.closed or not manager.options.allow_upgrades:
-            await deny_websocket(scope, send, ErrorCode.UNKNOWN_SID if session is None else ErrorCode.BAD_REQUEST)
+            await self._refuse_websocket(scope, send, ErrorCode.UNKNOWN_SID if session is None else ErrorCode.BAD_REQUEST)
             return
         await send({"type": "websocket.accept"})
         ws = WebSocketConnection(receive, send)
@@ -220,15 +237,15 @@ class EngineApp:
         """A session opened directly over WebSocket."""
         busy = self._busy()
         if busy is not None:
-            await deny_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
+            await self._refuse_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
             return
         refusal = await self._allowed(scope)
         if refusal is not None:
-            await deny_websocket(scope, send, ErrorCode.FORBIDDEN, refusal)
+            await self._refuse_websocket(scope, send, ErrorCode.FORBIDDEN, refusal)
             return
         busy = self._busy()
         if busy is not None:
-            await deny_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
+            await self._refuse_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
             return
         await send({"type": "websocket.accept"})
         await serve_new(self.manager, scope, WebSocketConnection(receive, send))

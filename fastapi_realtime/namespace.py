@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ._types import EioFrame
 from .adapters.base import NO_ANSWER, AckCallback, Adapter, BroadcastOptions, SocketInfo
 from .broadcast import Broadcaster, BroadcastOperator
+from .observe import Observation
 from .options import ServerOptions
 from .recovery import RecoveryStore
 from .router import HandlerTable, Hooks, UsesMiddlewares
@@ -30,6 +31,9 @@ class NamespaceServer(SocketServer, Protocol):
 
     @property
     def options(self) -> ServerOptions: ...
+
+    @property
+    def observation(self) -> Observation: ...
 
     @property
     def adapter_factory(self) -> Callable[[Namespace], Adapter]: ...
@@ -55,6 +59,7 @@ class Namespace(Broadcaster, UsesMiddlewares):
         self._recovering: dict[str, list[EioFrame]] = {}
         self._ack_id = 0
         self.json_default = server.json_default
+        self.observation = server.observation
         self._msgpack = server.options.parser == "msgpack"
         self.adapter: Adapter = server.adapter_factory(self)
         self.recovery: RecoveryStore | None = server.recovery_factory(self)
@@ -142,6 +147,9 @@ class Namespace(Broadcaster, UsesMiddlewares):
     def add(self, socket: Socket) -> None:
         self.sockets[socket.id] = socket
         self.adapter.add_all(socket.id, (socket.id,))
+        observer = self.observation.observer
+        if observer is not None:
+            observer.socket_connected(socket)
         pending = self._recovering.pop(socket.id, None)
         if pending:
             socket.send_frames(pending)  # held until the CONNECT reply, after the replay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import logging
 import re
@@ -26,6 +27,7 @@ from .errors import client_error, internal_error
 from .handlers import UNSET, EventMiddleware, ExceptionHandler, call_exception_handler, find_exception_handler
 from .lifecycle import Lifecycle
 from .namespace import Namespace
+from .observe import Observation, Observer
 from .options import Settings, split_settings
 from .recovery import MemoryRecoveryStore, RecoveryOptions, RecoveryStore, SessionSnapshot
 from .router import (
@@ -59,6 +61,11 @@ RouteExtension = Callable[["Realtime"], Mapping[str, RouteEndpoint]]
 def _json_default(obj: Any) -> Any:
     # Models, dataclasses, datetimes, UUIDs and enums are encoded as FastAPI encodes responses.
     return jsonable_encoder(obj)
+
+
+def _tool(module: str, name: str) -> Callable[..., Any]:
+    tool: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return tool
 
 
 class Realtime(Broadcaster, RegistersHooks):
@@ -111,7 +118,9 @@ class Realtime(Broadcaster, RegistersHooks):
         self._namespaces: dict[str, Namespace] = {}
         self.route_name = f"fastapi_realtime:{id(self):x}"
         self.lifecycle = Lifecycle(self)
-        self.manager = SessionManager(self.engine_options, ClientManager(self))
+        # The observers' one slot (Admin UI, metrics, traces), shared with the sessions and namespaces.
+        self.observation = Observation()
+        self.manager = SessionManager(self.engine_options, ClientManager(self), self.observation)
         self.app = EngineApp(self.manager)
         self.router = self._make_router()
 
@@ -167,6 +176,34 @@ class Realtime(Broadcaster, RegistersHooks):
 
     def namespaces(self) -> list[Namespace]:
         return list(self._namespaces.values())
+
+    # -- observation (fastapi_realtime.observe) ---------------------------------------------------
+    def observe(self, observer: Observer) -> None:
+        """Tell `observer` what happens from now on: connections, packets, sockets, rooms, events
+        and handler runs (the Admin UI, the metrics and the traces are observers)."""
+        self.observation.add(observer)
+
+    def unobserve(self, observer: Observer) -> None:
+        self.observation.remove(observer)
+
+    # The optional tools, each in its own package with its own extra; looked up when called, so
+    # the server depends on none of them (and a missing extra is an error only for its user).
+    def instrument(self, **options: Any) -> Any:
+        """Serve the Socket.IO Admin UI's protocol (fastapi_realtime.admin.instrument; extra `admin`)."""
+        return _tool("fastapi_realtime.admin", "instrument")(self, **options)
+
+    def enable_metrics(self, **options: Any) -> Any:
+        """Prometheus metrics of this server (fastapi_realtime.metrics.enable_metrics; extra `metrics`)."""
+        return _tool("fastapi_realtime.metrics", "enable_metrics")(self, **options)
+
+    def metrics_router(self, **options: Any) -> APIRouter:
+        """A router serving the metrics at /metrics (fastapi_realtime.metrics.metrics_router)."""
+        router: APIRouter = _tool("fastapi_realtime.metrics", "metrics_router")(self, **options)
+        return router
+
+    def enable_tracing(self, **options: Any) -> Any:
+        """OpenTelemetry spans for connects and events (fastapi_realtime.tracing.enable_tracing; extra `tracing`)."""
+        return _tool("fastapi_realtime.tracing", "enable_tracing")(self, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve as a plain ASGI app (for `app.mount(path, realtime)` or on its own)."""

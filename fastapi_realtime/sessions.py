@@ -33,6 +33,7 @@ from .engineio.session import (
     Upgraded,
     Wake,
 )
+from .observe import Observation
 from .options import EngineOptions
 from .reasons import DisconnectReason
 
@@ -76,7 +77,7 @@ class EngineSession:
     __slots__ = (
         "sid", "scope", "manager", "engine", "admitted", "context", "_loop", "_time", "_handler",
         "_poll_waiter", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
-        "_closing",
+        "_closing", "_observation",
     )
 
     def __init__(self, manager: SessionManager, scope: Scope, transport: Transport, sid: str) -> None:
@@ -92,6 +93,7 @@ class EngineSession:
         self._loop = asyncio.get_running_loop()
         self._time = self._loop.time
         self._handler = manager.handler
+        self._observation = manager.observation
         self._poll_waiter: asyncio.Future[None] | None = None
         self._ws_send: WsSend | None = None
         self._close_ws: WsClose | None = None
@@ -124,6 +126,9 @@ class EngineSession:
         result: Awaitable[None] | None = None
         for event in events:
             if isinstance(event, Message):
+                observer = self._observation.observer
+                if observer is not None:
+                    observer.packet_in(self, event.data)
                 result = self._handler.on_message(self, event.data)
             elif isinstance(event, Wake):
                 self._wake()
@@ -132,6 +137,9 @@ class EngineSession:
                     self._handler.on_close(self, event.reason)
                 except Exception:
                     logger.exception("error in close handler of %s", self.sid)
+                observer = self._observation.observer
+                if observer is not None:
+                    observer.engine_closed(self, event.reason)
             elif isinstance(event, Ended):
                 self._ended()
             elif isinstance(event, CloseWebSocket):
@@ -142,6 +150,9 @@ class EngineSession:
                 self._ws_send, self._close_ws = self._probe
                 self._probe = None
                 self._wake()
+                observer = self._observation.observer
+                if observer is not None:
+                    observer.engine_upgraded(self)
             elif isinstance(event, UpgradeAborted):
                 self._probe = None
                 aborted = self._probe_aborted
@@ -193,6 +204,10 @@ class EngineSession:
         until the queue has drained, the limit applies on top of it.
         """
         engine = self.engine
+        observer = self._observation.observer
+        if observer is not None:
+            frames = list(frames)
+            observer.packets_out(self, frames)
         if self._writer is None and self._ws_send is not None and engine.writes_through():
             # Straight to the WebSocket while it takes frames at once; only what it does not
             # take is queued (then the writer task carries on).
@@ -225,6 +240,8 @@ class EngineSession:
                 "closing session %s: its outgoing queue passed max_queue=%d (the client reads too slowly)",
                 self.sid, self.manager.options.max_queue,
             )
+            if observer is not None:
+                observer.queue_overflow(self)
         self._apply(events)
 
     def send_frame(self, frame: EioFrame) -> None:
@@ -308,6 +325,9 @@ class EngineSession:
         if events:
             event = events[0]
             if type(event) is Message:  # a message comes alone
+                observer = self._observation.observer
+                if observer is not None:
+                    observer.packet_in(self, event.data)
                 return self._handler.on_message(self, event.data)
             return self._apply(events)
         return None
@@ -439,8 +459,10 @@ class EngineSession:
 class SessionManager:
     """sid -> session, with the engine options and the handler above."""
 
-    def __init__(self, options: EngineOptions, handler: EngineHandler) -> None:
+    def __init__(self, options: EngineOptions, handler: EngineHandler, observation: Observation | None = None) -> None:
         self.options = options
+        # What observers (Admin UI, metrics, traces) are told; none by default.
+        self.observation = observation or Observation()
         self.config = SessionConfig(
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
@@ -500,6 +522,9 @@ class SessionManager:
         """The handshake went out: start the heartbeat and tell the layer above."""
         session.start()
         self.handler.on_open(session)
+        observer = self.observation.observer
+        if observer is not None:
+            observer.engine_opened(session)
 
     async def shutdown(self) -> None:
         """Close every session with reason `server shutting down`; pending GETs are answered at once."""

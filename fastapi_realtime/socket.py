@@ -26,6 +26,7 @@ from .broadcast import (
 from .errors import internal_error
 from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
+from .observe import Observation, Observer
 from .recovery import RECOVERABLE_REASONS, RecoveryStore, SessionSnapshot
 from .socketio.packet import Packet, PacketType
 
@@ -92,6 +93,9 @@ class SocketNamespace(BroadcastNamespace, Protocol):
     @property
     def table(self) -> EventTable: ...
 
+    @property
+    def observation(self) -> Observation: ...
+
     def encode(self, packet: Packet) -> list[EioFrame]: ...
 
     def next_ack_id(self) -> int: ...
@@ -157,6 +161,11 @@ def _chain(socket: Socket, middlewares: Sequence[EventMiddleware[Socket]], last:
 
         call_next = step
     return call_next
+
+
+def _ack_timed(observer: Observer, nsp: str, started: float, future: asyncio.Future[list[Any]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        observer.ack_received(nsp, future.get_loop().time() - started)
 
 
 def _call_spec(socket: Socket, spec: HandlerSpec, catch_all: bool, event: Any, args: list[Any]) -> Awaitable[Any]:
@@ -242,6 +251,9 @@ class Socket:
             await self.nsp.adapter.broadcast(packet, BroadcastOptions(rooms=frozenset((self.id,))))
         else:
             self.send_frames(self.nsp.encode(packet))
+            observer = self.nsp.observation.observer
+            if observer is not None:
+                observer.event_sent(self.nsp.name, self.id, packet.data, 1)
 
     async def emit_with_ack(self, event: str, *args: Any, timeout: float | None = DEFAULT_ACK_TIMEOUT) -> Any:
         """Send an event and wait for the client's ack: None, its one argument, or a tuple of several.
@@ -263,6 +275,11 @@ class Socket:
 
         self._acks[ack_id] = on_ack
         self.send_frames(self.nsp.encode(Packet(packet.type, packet.namespace, packet.data, ack_id)))
+        observer = self.nsp.observation.observer
+        if observer is not None:
+            observer.event_sent(self.nsp.name, self.id, packet.data, 1)
+            started = future.get_loop().time()
+            future.add_done_callback(partial(_ack_timed, observer, self.nsp.name, started))
         try:
             return ack_value(await asyncio.wait_for(future, timeout))
         except asyncio.TimeoutError:
@@ -304,10 +321,31 @@ class Socket:
     def handle_event(self, packet: Packet) -> Awaitable[None] | None:
         """The handler's run, to await in the client's event order (None: it runs beside it)."""
         args: list[Any] = packet.data
+        observer = self.nsp.observation.observer
+        if observer is not None:
+            observer.event_received(self, args[0], args[1:])
+            return self._observed_run(observer, args[0], args[1:], packet.id)
         if self.nsp.table.concurrent_events(args[0]):
             self.client.spawn(self._run(args[0], args[1:], packet.id))
             return None
         return self._run(args[0], args[1:], packet.id)
+
+    def _observed_run(self, observer: Observer, event: Any, args: list[Any], ack_id: int | None) -> Awaitable[None] | None:
+        run = self._observed(observer, event, args, ack_id)
+        if self.nsp.table.concurrent_events(event):
+            self.client.spawn(run)
+            return None
+        return run
+
+    async def _observed(self, observer: Observer, event: Any, args: list[Any], ack_id: int | None) -> None:
+        """A handler run the observers see begin and end (the traces' span, the metrics' timing)."""
+        token = observer.handler_started(self, event)
+        try:
+            await self._run(event, args, ack_id)
+        except BaseException as exc:
+            observer.handler_finished(token, exc)
+            raise
+        observer.handler_finished(token, None)
 
     async def _call_handler(self, event: Any, args: list[Any]) -> Any:
         """The innermost step of the server's event middleware chain: the handler, inside its
@@ -385,6 +423,9 @@ class Socket:
             self.nsp.server.persist_later(store, SessionSnapshot(self.id, self.pid, sorted(self.rooms), self.data))
         self.connected = False
         self.nsp.remove(self)
+        observer = self.nsp.observation.observer
+        if observer is not None:
+            observer.socket_disconnected(self, reason)
         self.client.forget(self)
         self.fail_acks()
         self.client.schedule_disconnect(self, reason)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._types import EioFrame
+from ..observe import Observation
 from ..socketio.packet import Packet
 
 AckCallback = Callable[[list[Any] | None], None]
@@ -48,6 +49,8 @@ class NamespaceHooks(Protocol):
     name: str
     # Turns what JSON cannot hold (models, dates) into what it can, as for clients.
     json_default: Callable[[Any], Any]
+    # The server's observers (Admin UI, metrics, traces): told of rooms and deliveries.
+    observation: Observation
 
     def encode(self, packet: Packet) -> list[EioFrame]: ...
 
@@ -109,6 +112,9 @@ class Adapter(ABC):
                     self.room_created(room)
                 else:
                     members.add(sid)
+                observer = self.nsp.observation.observer
+                if observer is not None:
+                    observer.room_joined(self.nsp.name, room, sid)
 
     def remove(self, sid: str, room: str) -> None:
         joined = self.sids.get(sid)
@@ -122,11 +128,20 @@ class Adapter(ABC):
 
     def _leave(self, sid: str, room: str) -> None:
         members = self.rooms.get(room)
-        if members is not None:
+        if members is not None and sid in members:
+            observer = self.nsp.observation.observer
+            if observer is not None:
+                observer.room_left(self.nsp.name, room, sid)
             members.discard(sid)
             if not members:
                 del self.rooms[room]
                 self.room_deleted(room)
+
+    def sent(self, data: Any, count: int) -> None:
+        """Tell the observers an event went to `count` local clients."""
+        observer = self.nsp.observation.observer
+        if observer is not None:
+            observer.event_sent(self.nsp.name, None, data, count)
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))

@@ -100,10 +100,17 @@ class RemoteOps(MemoryAdapter):
     def __init__(self, nsp: NamespaceHooks, link: RedisLink) -> None:
         super().__init__(nsp)
         self.link = link
-        self._requests = PendingRequests()
+        # The server's observers hear of lost publishes and requests nobody answered in time.
+        link.observation = nsp.observation
+        self._requests = PendingRequests(on_timeout=self._request_timed_out)
         self._acks: dict[str, tuple[Callable[[int], None], AckCallback]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._warn = RateLimitedLog(logger, logging.WARNING, interval=10.0)
+
+    def _request_timed_out(self) -> None:
+        observer = self.nsp.observation.observer
+        if observer is not None:
+            observer.adapter_error("timeout")
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -298,10 +305,11 @@ class ClusterAdapter(RemoteOps):
         except (TypeError, ValueError, RecursionError) as exc:
             self.malformed("broadcast", exc)
             return
-        self.deliver_frames(frames, opts, offset)
+        self.sent(packet.data, self.deliver_frames(frames, opts, offset))
 
-    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, offset: str | None) -> None:
-        self.deliver_local(frames, opts)
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, offset: str | None) -> int:
+        """Deliver to the local sockets `opts` reaches; how many took it."""
+        return self.deliver_local(frames, opts)
 
     # -- outgoing -------------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:

@@ -12,7 +12,7 @@ from .base import AckCallback, Adapter, BroadcastOptions
 class MemoryAdapter(Adapter):
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
         # Encode once; every recipient gets the same frame objects.
-        self.deliver_local(await self.nsp.frames_for(packet, opts), opts)
+        self.sent(packet.data, self.deliver_local(await self.nsp.frames_for(packet, opts), opts))
 
     def deliver_local(self, frames: list[EioFrame], opts: BroadcastOptions) -> int:
         deliver = self.nsp.deliver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,9 @@ class _Request:
 class PendingRequests:
     """Open requests of one adapter, by request id."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_timeout: Callable[[], None] | None = None) -> None:
         self._requests: dict[str, _Request] = {}
+        self._on_timeout = on_timeout  # told of every request that timed out (the observers)
 
     def __contains__(self, rid: object) -> bool:
         return rid in self._requests
@@ -47,6 +49,8 @@ class PendingRequests:
         try:
             await asyncio.wait_for(asyncio.shield(request.future), timeout)
         except asyncio.TimeoutError:
+            if self._on_timeout is not None:
+                self._on_timeout()
             raise ClusterTimeoutError(
                 f"{what}: {request.answered} of {request.expected} nodes answered within {timeout:g}s",
                 list(request.responses),

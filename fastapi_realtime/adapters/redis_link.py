@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .._logging import RateLimitedLog
+from ..observe import Observation
 
 logger = logging.getLogger("fastapi_realtime.redis")
 
@@ -145,6 +146,8 @@ class RedisLink:
         self._connect = connect
         self.client: Any = None
         self.options = options or LinkOptions()
+        # Set by the adapters on this link: the server's observers (told of lost publishes).
+        self.observation: Observation | None = None
         self._owns_client = owns_client
         self._users = 0
         self._subs: dict[tuple[str, str], _Subscription] = {}
@@ -363,6 +366,9 @@ class RedisLink:
                 raise
             except Exception as exc:
                 self.publish_errors += len(batch)
+                observer = None if self.observation is None else self.observation.observer
+                if observer is not None:
+                    observer.adapter_error("publish")
                 self._warn("cannot publish to Redis (%s): %d messages to other nodes lost", exc, len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_max)

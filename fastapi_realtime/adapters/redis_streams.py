@@ -332,20 +332,21 @@ class RedisStreamsAdapter(ClusterAdapter):
         except (wire.MalformedMessage, TypeError, ValueError, KeyError, RecursionError) as exc:
             self.malformed(f"stream {self.stream} entry {entry_id}", exc)
 
-    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, entry: str | None) -> None:
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, entry: str | None) -> int:
         skip = self._skip
         if not skip or entry is None:
-            self.deliver_local(frames, opts)
-            return
+            return self.deliver_local(frames, opts)
         current = parse_id(entry)
         deliver = self.nsp.deliver
+        count = 0
         for sid in self.matching(opts):
             seen = skip.get(sid)
             if seen is not None:
                 if current <= seen:
                     continue  # the client had it already
                 del skip[sid]
-            deliver(sid, frames, opts.volatile)
+            count += deliver(sid, frames, opts.volatile)
+        return count
 
     def remove_all(self, sid: str) -> None:
         self._skip.pop(sid, None)
