@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 NODE_DIR := tests/interop
-UVICORN_WS ?= websockets-sansio
+COALESCING_WS := fastapi_realtime.uvicorn_ws:CoalescingWebSocketProtocol
+# make run serves with the write-coalescing protocol; UVICORN_WS=websockets-sansio turns it off.
+UVICORN_WS ?= $(COALESCING_WS)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PORT2 ?= 8001
@@ -22,11 +24,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# What the example app needs, and no more: the package with its server extra (uvicorn, websockets)
-# and its redis extra (redis-py, msgpack: used only when REDIS_URL is set).
+# What the example app needs, and no more: the package with its server extra (uvicorn, websockets),
+# its redis extra (redis-py, msgpack: used only when REDIS_URL is set) and its speed extra (orjson).
 run-venv: $(VENV)/.installed-run
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[server,redis]'
+	$(BIN)/pip install -q -e '.[server,redis,speed]'
 	touch $@
 
 # The interop tests' clients; the example app serves socket.io-client's browser bundle from here.
@@ -78,8 +80,11 @@ typecheck: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# The interop, behaviour and example-app tests run a second time on the write-coalescing
+# WebSocket protocol (fastapi_realtime.uvicorn_ws), which `make run` serves with.
 test: venv node chromium redis nginx typecheck lint
 	$(BIN)/python -m pytest -q
+	UVICORN_WS=$(COALESCING_WS) $(BIN)/python -m pytest -q tests/interop tests/behaviour tests/example_app
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,
 # whose tests/packaging serves the README's quick start on them).
