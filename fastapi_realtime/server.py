@@ -137,6 +137,7 @@ class Realtime(Broadcaster, RegistersHooks):
             router.routes.append(WebSocketRoute(path, self.app))
         # Served when mounted too (see __call__), under the mount path.
         self._extension_routes = {sub: ep for extension in self.route_extensions for sub, ep in extension(self).items()}
+        self._extension_suffixes = tuple(self._extension_routes)
         for sub, endpoint in self._extension_routes.items():
             router.add_api_route(base + sub, endpoint, methods=["GET"], include_in_schema=False)
         return router
@@ -148,6 +149,10 @@ class Realtime(Broadcaster, RegistersHooks):
     def _extension_endpoint(self, path: str) -> RouteEndpoint | None:
         """The extension route a request under the mount path is for (whatever the mount path)."""
         path = path.rstrip("/")
+        # One C call rules out the usual case, an Engine.IO request (every polling request
+        # passes here).
+        if not path.endswith(self._extension_suffixes):
+            return None
         return next((endpoint for sub, endpoint in self._extension_routes.items() if path.endswith(sub)), None)
 
     @property
