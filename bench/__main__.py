@@ -79,6 +79,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--recovery); default: all")
     p.add_argument("--recovery", action="store_true",
                    help="also run fastapi-realtime with connection state recovery enabled")
+    p.add_argument("--coalescing", action="store_true",
+                   help="also run fastapi-realtime on its write-coalescing WebSocket protocol "
+                        "(fastapi_realtime.uvicorn_ws)")
     p.add_argument("--warmup", type=float, help=f"seconds of warm-up (default {FULL['warmup']})")
     p.add_argument("--duration", type=float,
                    help=f"seconds of measurement per throughput scenario (default {FULL['duration']})")
@@ -118,10 +121,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     servers.PIN_CORES = not args.no_pin
-    specs_all = server_specs(args.recovery)
+    specs_all = server_specs(args.recovery, args.coalescing)
     wanted_servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if args.recovery and "ours_recovery" not in wanted_servers:
         wanted_servers.append("ours_recovery")
+    if args.coalescing and "ours_coalescing" not in wanted_servers:
+        wanted_servers.append("ours_coalescing")
     specs = [s for s in specs_all if s.key in wanted_servers]
     unknown = set(wanted_servers) - {s.key for s in specs_all}
     wanted_scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]

@@ -12,7 +12,8 @@ from bench.servers import QUIET_PERCENT, ROOT, ServerSpec
 CPU_WARN_PERCENT = 85.0
 # CPU used by other processes during a window (% of one core) above which its figure is flagged.
 OTHER_WARN_PERCENT = 15.0
-RATIOS = (("ours/pysio", "ours", "pysio"), ("ours/raw", "ours", "raw"), ("ours/node", "ours", "node"))
+RATIOS = (("ours/pysio", "ours", "pysio"), ("ours/raw", "ours", "raw"), ("ours/node", "ours", "node"),
+          ("coal/node", "ours_coalescing", "node"))
 
 
 def fmt(value: float | None, digits: int) -> str:

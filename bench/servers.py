@@ -50,9 +50,13 @@ class ServerSpec:
     kind: str         # "sio" (Socket.IO server) or "raw" (ASGI echo)
     env: dict[str, str] = field(default_factory=dict)
     runtime: str = "uvicorn"  # "uvicorn" or "node"
+    ws: str | None = None     # this server's uvicorn --ws, instead of the run's
 
 
-def server_specs(recovery: bool) -> list[ServerSpec]:
+COALESCING_WS = "fastapi_realtime.uvicorn_ws:CoalescingWebSocketProtocol"
+
+
+def server_specs(recovery: bool, coalescing: bool = False) -> list[ServerSpec]:
     specs = [
         ServerSpec("ours", "fastapi-realtime", "ours", "bench.app_ours:create_app", True, "sio"),
         ServerSpec("pysio", "python-socketio", "pysio", "bench.app_pysio:create_app", True, "sio"),
@@ -68,6 +72,13 @@ def server_specs(recovery: bool) -> list[ServerSpec]:
                 "bench.app_ours:create_app", True, "sio",
                 {"BENCH_REALTIME_KWARGS": json.dumps(RECOVERY_KWARGS)},
             ),
+        )
+    if coalescing:
+        # The same server on the package's write-coalescing WebSocket protocol.
+        specs.insert(
+            1,
+            ServerSpec("ours_coalescing", "fastapi-realtime (coalescing ws)", "ours+coal",
+                       "bench.app_ours:create_app", True, "sio", ws=COALESCING_WS),
         )
     return specs
 
@@ -121,7 +132,7 @@ class Server:
             argv = [
                 sys.executable, "-m", "uvicorn", spec.app,
                 "--host", "127.0.0.1", "--port", str(self.port),
-                "--ws", ws, "--log-level", "warning", "--no-access-log",
+                "--ws", spec.ws or ws, "--log-level", "warning", "--no-access-log",
                 "--backlog", "4096",
             ]
             if spec.factory:
