@@ -184,6 +184,9 @@ async def reject_connection(
     An exception handler (the connect handler's routers', then the server's) may return a
     ConnectionRejected, or raise one; any other return value becomes the error's `data`.
     """
+    observer = nsp.observation.observer
+    if observer is not None:
+        observer.handler_failed(socket, "connect", exc)
     spec = nsp.table.connect
     handler = (None if spec is None else spec.exception_handler_for(exc)) or server.exception_handler_for(exc)
     if handler is not None:

@@ -72,6 +72,10 @@ class Observer:
 
     def handler_finished(self, token: Any, error: BaseException | None) -> None: ...
 
+    def handler_failed(self, socket: Any, event: Any, exc: BaseException) -> None:
+        """A handler (event="connect": a connect middleware or handler) raised `exc`; called
+        inside its run, before the exception handlers turn it into an answer."""
+
     def ack_received(self, nsp: str, seconds: float) -> None:
         """A client answered a server emit_with_ack after `seconds`."""
 
@@ -154,6 +158,10 @@ class Observers(Observer):
         # The last started finishes first, as nested spans close.
         for o, t in reversed(list(zip(self.observers, token))):
             o.handler_finished(t, error)
+
+    def handler_failed(self, socket: Any, event: Any, exc: BaseException) -> None:
+        for o in self.observers:
+            o.handler_failed(socket, event, exc)
 
     def ack_received(self, nsp: str, seconds: float) -> None:
         for o in self.observers:

@@ -379,6 +379,9 @@ class Socket:
             else:
                 result = await self._call_handler(event, args)
         except Exception as exc:
+            observer = self.nsp.observation.observer
+            if observer is not None:
+                observer.handler_failed(self, event, exc)
             result = await self.nsp.server.handle_exception(self, exc, event, ack_id is not None)
         if ack_id is not None and self.connected and result is not NO_HANDLER:
             # Like Node: nobody listening means no ack, and the client's ack times out.
