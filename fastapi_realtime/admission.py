@@ -164,8 +164,12 @@ async def admit(server: AdmissionServer, nsp: Namespace, socket: Socket, auth: A
     except Exception as exc:
         rejection = await reject_connection(server, nsp, socket, exc)
     if rejection is not None:
-        socket.connected = False
+        admitted, socket.connected = socket.connected, False
         nsp.remove(socket)
+        observer = nsp.observation.observer
+        if admitted and observer is not None:
+            # It was announced as connected when it joined the namespace; now it is gone.
+            observer.socket_disconnected(socket, "server namespace disconnect")
     return rejection
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._logging import follow_server_logging
 from ._types import Receive, Send
+from .observe import Observation
 from .options import ServerOptions
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class LifecycleServer(Protocol):
 
     @property
     def manager(self) -> SessionManager: ...
+
+    @property
+    def observation(self) -> Observation: ...
 
     def declare_namespaces(self) -> None: ...
 
@@ -116,9 +120,15 @@ class Lifecycle:
         self.started = True
         for nsp in server.namespaces():
             await nsp.adapter.init()
+        observer = server.observation.observer
+        if observer is not None:
+            observer.server_started(server)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Disconnect every client (reason `server shutting down`) and wait for their handlers."""
+        observer = self.server.observation.observer
+        if observer is not None:
+            observer.server_stopping(self.server)
         await self.disconnect_everyone(timeout)
         if self._background:
             await asyncio.wait(list(self._background), timeout=timeout)

@@ -66,6 +66,9 @@ class Observer:
     def event_sent(self, nsp: str, sid: str | None, data: Sequence[Any], count: int) -> None:
         """An event went to `count` local clients (sid: the one client of a direct emit)."""
 
+    def broadcast_sent(self, nsp: str, sids: Sequence[str], data: Sequence[Any]) -> None:
+        """The local clients a broadcast reached (after event_sent with their count)."""
+
     def handler_started(self, socket: Any, event: Any) -> Any:
         """A handler run begins for `event` (in the client's event order); returns a token."""
         return None
@@ -75,6 +78,12 @@ class Observer:
     def handler_failed(self, socket: Any, event: Any, exc: BaseException) -> None:
         """A handler (event="connect": a connect middleware or handler) raised `exc`; called
         inside its run, before the exception handlers turn it into an answer."""
+
+    def server_started(self, server: Any) -> None:
+        """The server started serving (its lifespan began), or the observer was added to a running one."""
+
+    def server_stopping(self, server: Any) -> None:
+        """The server's shutdown begins."""
 
     def ack_received(self, nsp: str, seconds: float) -> None:
         """A client answered a server emit_with_ack after `seconds`."""
@@ -151,6 +160,10 @@ class Observers(Observer):
         for o in self.observers:
             o.event_sent(nsp, sid, data, count)
 
+    def broadcast_sent(self, nsp: str, sids: Sequence[str], data: Sequence[Any]) -> None:
+        for o in self.observers:
+            o.broadcast_sent(nsp, sids, data)
+
     def handler_started(self, socket: Any, event: Any) -> Any:
         return [o.handler_started(socket, event) for o in self.observers]
 
@@ -162,6 +175,14 @@ class Observers(Observer):
     def handler_failed(self, socket: Any, event: Any, exc: BaseException) -> None:
         for o in self.observers:
             o.handler_failed(socket, event, exc)
+
+    def server_started(self, server: Any) -> None:
+        for o in self.observers:
+            o.server_started(server)
+
+    def server_stopping(self, server: Any) -> None:
+        for o in self.observers:
+            o.server_stopping(server)
 
     def ack_received(self, nsp: str, seconds: float) -> None:
         for o in self.observers:

@@ -187,6 +187,8 @@ class Realtime(Broadcaster, RegistersHooks):
         """Tell `observer` what happens from now on: connections, packets, sockets, rooms, events
         and handler runs (the Admin UI, the metrics and the traces are observers)."""
         self.observation.add(observer)
+        if self.lifecycle.started:
+            observer.server_started(self)
 
     def unobserve(self, observer: Observer) -> None:
         self.observation.remove(observer)

@@ -137,11 +137,12 @@ class Adapter(ABC):
                 del self.rooms[room]
                 self.room_deleted(room)
 
-    def sent(self, data: Any, count: int) -> None:
-        """Tell the observers an event went to `count` local clients."""
+    def sent(self, data: Any, sids: Sequence[str]) -> None:
+        """Tell the observers a broadcast event went to these local clients."""
         observer = self.nsp.observation.observer
         if observer is not None:
-            observer.event_sent(self.nsp.name, None, data, count)
+            observer.event_sent(self.nsp.name, None, data, len(sids))
+            observer.broadcast_sent(self.nsp.name, sids, data)
 
     def socket_rooms(self, sid: str) -> set[str]:
         return set(self.sids.get(sid, ()))

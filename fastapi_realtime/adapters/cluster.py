@@ -305,11 +305,11 @@ class ClusterAdapter(RemoteOps):
         except (TypeError, ValueError, RecursionError) as exc:
             self.malformed("broadcast", exc)
             return
-        self.sent(packet.data, self.deliver_frames(frames, opts, offset))
+        self.deliver_frames(frames, opts, offset, packet.data)
 
-    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, offset: str | None) -> int:
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, offset: str | None, data: Any = None) -> int:
         """Deliver to the local sockets `opts` reaches; how many took it."""
-        return self.deliver_local(frames, opts)
+        return self.deliver_local(frames, opts, data)
 
     # -- outgoing -------------------------------------------------------------------------------
     async def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:

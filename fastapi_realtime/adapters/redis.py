@@ -161,7 +161,7 @@ class RedisAdapter(RemoteOps):
                 (room,) = opts.rooms
                 channel += room + "#"
             self.link.publish(channel, self._pack(message))
-        self.sent(packet.data, self.deliver_local(frames, opts))
+        self.deliver_local(frames, opts, packet.data)
 
     async def _on_broadcast(self, channel: str, raw: bytes) -> None:
         if raw.startswith(self._own_prefix):
@@ -184,7 +184,7 @@ class RedisAdapter(RemoteOps):
         except (wire.MalformedMessage, TypeError, ValueError, RecursionError) as exc:
             self.malformed(channel, exc)
             return
-        self.sent(data, self.deliver_local(frames, opts))
+        self.deliver_local(frames, opts, data)
 
     async def broadcast_with_ack(
         self, packet: Packet, opts: BroadcastOptions, on_count: Callable[[int], None], on_ack: AckCallback

@@ -332,21 +332,24 @@ class RedisStreamsAdapter(ClusterAdapter):
         except (wire.MalformedMessage, TypeError, ValueError, KeyError, RecursionError) as exc:
             self.malformed(f"stream {self.stream} entry {entry_id}", exc)
 
-    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, entry: str | None) -> int:
+    def deliver_frames(self, frames: list[Any], opts: BroadcastOptions, entry: str | None, data: Any = None) -> int:
         skip = self._skip
         if not skip or entry is None:
-            return self.deliver_local(frames, opts)
+            return self.deliver_local(frames, opts, data)
         current = parse_id(entry)
         deliver = self.nsp.deliver
-        count = 0
+        sids: list[str] = []
         for sid in self.matching(opts):
             seen = skip.get(sid)
             if seen is not None:
                 if current <= seen:
                     continue  # the client had it already
                 del skip[sid]
-            count += deliver(sid, frames, opts.volatile)
-        return count
+            if deliver(sid, frames, opts.volatile):
+                sids.append(sid)
+        if data is not None:
+            self.sent(data, sids)
+        return len(sids)
 
     def remove_all(self, sid: str) -> None:
         self._skip.pop(sid, None)
