@@ -25,10 +25,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # What the example app needs, and no more: the package with its server extra (uvicorn, websockets),
-# its redis extra (redis-py, msgpack: used only when REDIS_URL is set) and its speed extra (orjson).
+# its redis extra (redis-py, msgpack: used only when REDIS_URL is set), its speed extra (orjson)
+# and the observability extras (Admin UI, metrics, traces).
 run-venv: $(VENV)/.installed-run
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[server,redis,speed]'
+	$(BIN)/pip install -q -e '.[server,redis,speed,admin,metrics,tracing]'
 	touch $@
 
 # The interop tests' clients; the example app serves socket.io-client's browser bundle from here.

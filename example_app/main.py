@@ -18,6 +18,11 @@ or one port with `--workers N` for WebSocket-only clients (long-polling needs a 
 balancer: see the README, "Several uvicorn workers or machines"). A client that drops from one
 process recovers on another with its place, its name and what it missed.
 
+It is observable: the Socket.IO Admin UI at /admin-ui/ (user `admin`, password from
+`ADMIN_PASSWORD`, default `admin`; the UI's files come from the npm package the interop tests
+install), Prometheus metrics at /metrics, and OpenTelemetry spans for connects and events
+(recorded by whatever OpenTelemetry SDK the process sets up; none here, so they cost little).
+
 `create_app()` builds a fresh app with its own state (the tests build one each); `app` is the
 one uvicorn serves.
 """
@@ -33,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 
 from fastapi_realtime import Realtime, RecoveryOptions
 from fastapi_realtime.adapters import RedisStreamsAdapter  # imports redis-py only when used
+from fastapi_realtime.admin import BasicAuth, hash_password
 
 from .chat import RECONCILE_SECONDS, ChatState, MemoryStore, RedisStore, State, Store, chat
 from .models import Health, RoomInfo
@@ -42,6 +48,8 @@ STATIC_DIR = HERE / "static"
 # The browser bundle comes from the npm package the interop tests already install (`make node`).
 CLIENT_DIST = HERE.parent / "tests" / "interop" / "node_modules" / "socket.io-client" / "dist"
 CLIENT_FILES = {"socket.io.min.js": "application/javascript", "socket.io.min.js.map": "application/json"}
+# The Admin UI's own page, from the same npm install.
+ADMIN_UI_DIST = HERE.parent / "tests" / "interop" / "node_modules" / "@socket.io" / "admin-ui" / "ui" / "dist"
 
 # Seconds a dropped connection has to come back with its session (and the events it missed).
 RECOVERY_WINDOW = 60.0
@@ -92,10 +100,11 @@ async def socketio_client_map() -> Response:
 
 def create_app(
     *, recovery_window: float = RECOVERY_WINDOW, redis_url: str | None = None,
-    reconcile_every: float = RECONCILE_SECONDS,
+    reconcile_every: float = RECONCILE_SECONDS, admin_password: str | None = None, observe: bool = False,
 ) -> FastAPI:
     """A chat app with its own realtime server and state: in memory, or in Redis (shared with
-    the app's other processes) when `redis_url` is given."""
+    the app's other processes) when `redis_url` is given. With `observe`, the Admin UI (behind
+    `admin_password`), the metrics and the traces are on."""
     url = redis_url or ""
     recovery = RecoveryOptions(max_disconnection_duration=recovery_window)
     store: Store
@@ -106,6 +115,13 @@ def create_app(
         realtime = Realtime(recovery=recovery)
         store = MemoryStore()
     realtime.include_router(chat)
+    if observe:
+        realtime.instrument(
+            auth=BasicAuth("admin", hash_password(admin_password or "admin")),
+            mode="development",
+            ui_dir=ADMIN_UI_DIST if ADMIN_UI_DIST.is_dir() else None,
+        )
+        realtime.enable_tracing()
     state = ChatState(realtime, grace=recovery_window + GRACE_MARGIN, store=store, reconcile_every=reconcile_every)
 
     @asynccontextmanager
@@ -120,6 +136,8 @@ def create_app(
     app = FastAPI(title="fastapi-realtime chat example", lifespan=lifespan)
     app.state.chat = state
     app.include_router(realtime.router)
+    if observe:
+        app.include_router(realtime.metrics_router())
     app.include_router(api)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -127,4 +145,6 @@ def create_app(
 
 
 # The app uvicorn serves reads REDIS_URL; apps made by create_app() alone (the tests') do not.
-app = create_app(redis_url=os.environ.get("REDIS_URL") or None)
+app = create_app(
+    redis_url=os.environ.get("REDIS_URL") or None, admin_password=os.environ.get("ADMIN_PASSWORD"), observe=True
+)
