@@ -92,12 +92,12 @@ test: venv node chromium redis nginx typecheck lint
 test-floors: venv node chromium
 	$(BIN)/python -m tests.packaging.floors $(ARGS)
 
-# make bench: every scenario on fastapi-realtime (also with recovery, and on the coalescing WebSocket
-# protocol), python-socketio, the
+# make bench: every scenario on fastapi-realtime (also with recovery, with metrics on, and on the
+# coalescing WebSocket protocol), python-socketio, the
 # raw ASGI echo and node socket.io (bench/results/latest.json); QUICK=1: a small run, under two
 # minutes. ARGS: more `python -m bench` options (e.g. ARGS='--scenarios conns --servers ours,node').
 bench: venv node
-	$(BIN)/python -m bench $(if $(QUICK),--quick,--recovery --coalescing) $(ARGS)
+	$(BIN)/python -m bench $(if $(QUICK),--quick,--recovery --coalescing --metrics) $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules

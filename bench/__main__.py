@@ -79,6 +79,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "--recovery); default: all")
     p.add_argument("--recovery", action="store_true",
                    help="also run fastapi-realtime with connection state recovery enabled")
+    p.add_argument("--metrics", action="store_true",
+                   help="also run fastapi-realtime with its Prometheus metrics on")
     p.add_argument("--coalescing", action="store_true",
                    help="also run fastapi-realtime on its write-coalescing WebSocket protocol "
                         "(fastapi_realtime.uvicorn_ws)")
@@ -121,12 +123,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     servers.PIN_CORES = not args.no_pin
-    specs_all = server_specs(args.recovery, args.coalescing)
+    specs_all = server_specs(args.recovery, args.coalescing, args.metrics)
     wanted_servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if args.recovery and "ours_recovery" not in wanted_servers:
         wanted_servers.append("ours_recovery")
     if args.coalescing and "ours_coalescing" not in wanted_servers:
         wanted_servers.append("ours_coalescing")
+    if args.metrics and "ours_metrics" not in wanted_servers:
+        wanted_servers.append("ours_metrics")
     specs = [s for s in specs_all if s.key in wanted_servers]
     unknown = set(wanted_servers) - {s.key for s in specs_all}
     wanted_scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]

@@ -8,6 +8,7 @@ configurations (e.g. a connection-state-recovery variant) need no new app module
   BENCH_OURS_APP        "plain" (default): the Realtime itself; "fastapi": included into FastAPI
   BENCH_ADAPTER         "memory" (default) or "redis": RedisAdapter.from_url(BENCH_REDIS_URL)
   BENCH_REDIS_URL       the Redis of the "redis" adapter (e.g. redis://127.0.0.1:6379/0)
+  BENCH_METRICS         "1": Prometheus metrics on (rt.enable_metrics(), a private registry)
 """
 
 # No `from __future__ import annotations` here: the handlers' `Socket` annotation must be a real
@@ -35,6 +36,10 @@ def create_app() -> Any:
     elif adapter != "memory":
         raise ValueError(f"BENCH_ADAPTER={adapter!r}: memory or redis")
     rt = Realtime(**kwargs)
+    if os.environ.get("BENCH_METRICS") == "1":
+        from prometheus_client import CollectorRegistry
+
+        rt.enable_metrics(registry=CollectorRegistry())
 
     @rt.on("connect")
     async def on_connect(socket: Socket, auth: Any) -> None:

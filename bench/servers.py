@@ -56,7 +56,7 @@ class ServerSpec:
 COALESCING_WS = "fastapi_realtime.uvicorn_ws:CoalescingWebSocketProtocol"
 
 
-def server_specs(recovery: bool, coalescing: bool = False) -> list[ServerSpec]:
+def server_specs(recovery: bool, coalescing: bool = False, metrics: bool = False) -> list[ServerSpec]:
     specs = [
         ServerSpec("ours", "fastapi-realtime", "ours", "bench.app_ours:create_app", True, "sio"),
         ServerSpec("pysio", "python-socketio", "pysio", "bench.app_pysio:create_app", True, "sio"),
@@ -72,6 +72,13 @@ def server_specs(recovery: bool, coalescing: bool = False) -> list[ServerSpec]:
                 "bench.app_ours:create_app", True, "sio",
                 {"BENCH_REALTIME_KWARGS": json.dumps(RECOVERY_KWARGS)},
             ),
+        )
+    if metrics:
+        # The same server with its Prometheus metrics on (what they cost).
+        specs.insert(
+            1,
+            ServerSpec("ours_metrics", "fastapi-realtime (metrics on)", "ours+metr",
+                       "bench.app_ours:create_app", True, "sio", {"BENCH_METRICS": "1"}),
         )
     if coalescing:
         # The same server on the package's write-coalescing WebSocket protocol.

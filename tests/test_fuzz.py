@@ -353,7 +353,9 @@ ENCODABLE = st.recursive(
 )
 EVENT_NAMES = ANY_STRINGS.filter(lambda name: name not in RESERVED_EVENTS) | st.integers(-1000, 1000) | FINITE_FLOATS
 # Namespaces are the server's own names (never JSON-escaped): no surrogates.
-NAMESPACES = st.just("/") | st.text(st.characters(exclude_characters=","), min_size=1, max_size=8).map("/".__add__)
+NAMESPACES = st.just("/") | st.text(
+    st.characters(exclude_characters=",", exclude_categories=("Cs",)), min_size=1, max_size=8
+).map("/".__add__)
 ACK_IDS = st.none() | st.integers(0, MAX_ACK_ID)
 
 

@@ -67,8 +67,9 @@ def test_wheel_metadata_version_and_license(built: Built) -> None:
     assert f"{PACKAGE}/_version.py" in names
 
 
-# Modules a user imports only with an extra installed: their module-level imports may come from it.
-EXTRA_ONLY_MODULES = {"uvicorn_ws.py"}  # the write-coalescing protocol, for uvicorn (`server`)
+# Modules a user imports only with an extra installed: their module-level imports may come from it
+# (the write-coalescing protocol: `server`; the traces: `tracing`; the metrics: `metrics`).
+EXTRA_ONLY_MODULES = ("uvicorn_ws.py", "tracing.py", "metrics/")
 
 
 def third_party_imports() -> tuple[set[str], set[str]]:
@@ -77,7 +78,7 @@ def third_party_imports() -> tuple[set[str], set[str]]:
     anywhere: set[str] = set()
     for path in (ROOT / PACKAGE).rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
-        top = set() if path.relative_to(ROOT / PACKAGE).as_posix() in EXTRA_ONLY_MODULES else set(tree.body)
+        top = set() if path.relative_to(ROOT / PACKAGE).as_posix().startswith(EXTRA_ONLY_MODULES) else set(tree.body)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -99,12 +100,14 @@ def test_every_imported_distribution_is_declared(built: Built) -> None:
     # The import names of these distributions are their names (fastapi, starlette, pydantic, ...).
     runtime = {canonicalize_name(r.name) for r in requirements(built.metadata)}
     with_extras = {
-        canonicalize_name(r.name) for r in requirements(built.metadata, EXTRA, "redis", "speed", "msgpack", "admin")
+        canonicalize_name(r.name) for r in requirements(built.metadata, EXTRA, "redis", "speed", "msgpack", "admin", "metrics", "tracing")
     }
     assert {canonicalize_name(n) for n in module_level} <= runtime, (module_level, runtime)
     # A lazy import may come from an extra: conformance.py's uvicorn from `server`, the Redis
     # adapters' redis-py and msgpack from `redis`, the Admin UI's bcrypt from `admin`.
-    assert {canonicalize_name(n) for n in anywhere} <= with_extras, (anywhere, with_extras)
+    # Import names that differ from their distribution's.
+    distribution = {"opentelemetry": "opentelemetry-api"}
+    assert {canonicalize_name(distribution.get(n, n)) for n in anywhere} <= with_extras, (anywhere, with_extras)
 
 
 def test_the_lowest_versions_are_installed(lowest: FloorVenv) -> None:
