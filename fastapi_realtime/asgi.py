@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 
 from starlette.requests import HTTPConnection
 
@@ -32,17 +33,25 @@ UPGRADE_GRACE_TURNS = 4
 TOO_MANY_PENDING = "Too many sessions waiting to join a namespace"
 
 
+async def _ignored() -> None:
+    """Another ASGI scope (lifespan reaches the server object, not this app): nothing to do."""
+
+
 class EngineApp:
     """ASGI callable for one Engine.IO endpoint; the path is the router's business."""
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the transport's coroutine rather than awaiting it: a WebSocket connection
+        # lives for hours, and every coroutine frame between it and the server is memory it holds.
+        kind = scope["type"]
+        if kind == "http":
+            return self._http(scope, receive, send)
+        if kind == "websocket":
+            return self._websocket(scope, receive, send)
+        return _ignored()
 
     # -- checks shared by both transports ----------------------------------------------------
     def _same_origin(self, scope: Scope) -> str:
@@ -218,7 +227,10 @@ class EngineApp:
             return
         sid = request.sid
         if sid is None:
-            await self._websocket_session(scope, receive, send)
+            # Checked in a coroutine that has ended before serving starts (one frame less held).
+            if await self._new_websocket_allowed(scope, send):
+                await send({"type": "websocket.accept"})
+                await serve_new(self.manager, scope, WebSocketConnection(receive, send))
             return
         session = self._find(sid)
         if session is None or session.closed or not manager.options.allow_upgrades:
@@ -233,19 +245,18 @@ class EngineApp:
             return
         await serve_upgrade(session, ws)
 
-    async def _websocket_session(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A session opened directly over WebSocket."""
+    async def _new_websocket_allowed(self, scope: Scope, send: Send) -> bool:
+        """May a session open directly over WebSocket? If not, the handshake is refused."""
         busy = self._busy()
         if busy is not None:
             await self._refuse_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
-            return
+            return False
         refusal = await self._allowed(scope)
         if refusal is not None:
             await self._refuse_websocket(scope, send, ErrorCode.FORBIDDEN, refusal)
-            return
+            return False
         busy = self._busy()
         if busy is not None:
             await self._refuse_websocket(scope, send, ErrorCode.BAD_REQUEST, busy, status=503)
-            return
-        await send({"type": "websocket.accept"})
-        await serve_new(self.manager, scope, WebSocketConnection(receive, send))
+            return False
+        return True

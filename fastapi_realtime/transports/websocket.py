@@ -66,7 +66,7 @@ async def serve_new(manager: SessionManager, scope: Scope, ws: WebSocketConnecti
         raise
     session.attach_websocket(ws.send, ws.close)
     manager.open(session)
-    await _read_loop(session, ws)
+    await _finish(session, ws, await _read(session, ws))
 
 
 async def _receive_unless(ws: WebSocketConnection, aborted: asyncio.Future[None]) -> Message | None:
@@ -97,18 +97,18 @@ async def serve_upgrade(session: EngineSession, ws: WebSocketConnection) -> None
                 if isinstance(event, SendProbe):
                     await ws.send(event.frame)
                 elif isinstance(event, Upgraded):
-                    await _read_loop(session, ws)
+                    await _finish(session, ws, await _read(session, ws))
                     return
     finally:
         session.end_upgrade()
     await ws.close()
 
 
-async def _read_loop(session: EngineSession, ws: WebSocketConnection) -> None:
-    """Read in the ASGI call's task; if a message's job had to wait, reading went on in a new
-    task, and this one waits for the reading to end. The close frame goes out before the
-    ASGI call returns."""
-    if await _read(session, ws):
+async def _finish(session: EngineSession, ws: WebSocketConnection, handed_off: bool) -> None:
+    """After the ASGI call's task stopped reading: if reading went on in another task (a job
+    here had to wait), wait for it to end; then the close frame goes out before the ASGI call
+    returns. (Not a layer around `_read`: an idle connection holds one coroutine frame less.)"""
+    if handed_off:
         done = ws.reading_done
         assert done is not None
         await done
@@ -130,18 +130,25 @@ async def _read(session: EngineSession, ws: WebSocketConnection) -> bool:
             frame = message.get("text")
             if frame is None:
                 frame = message.get("bytes") or b""
+            # Not held while the connection idles: the message, its text and the finished job
+            # would otherwise stay alive until the next message (memory per idle connection).
+            del message
             try:
                 waiter = feed(frame)
             except RemoteProtocolError as exc:
                 session.parse_error(exc)
                 break
+            del frame
             if waiter is not None:
                 if type(waiter) is CoroutineType:
-                    if await _run_here(waiter, partial(_hand_off, session, ws)):
+                    blocked = await _run_here(waiter, partial(_hand_off, session, ws))
+                    del waiter
+                    if blocked:
                         handed_off = True
                         return True
                 else:
                     await waiter  # backpressure: read on once the layer above caught up
+                    del waiter
     except Exception:
         # A fault of ours, not the client's: logged, and only this client is cut off.
         logger.exception("error while reading from session %s", session.sid)
