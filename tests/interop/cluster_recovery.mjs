@@ -59,6 +59,9 @@ async function main() {
   await until(() => connects === 1, 5000, "first connection");
   await control(urlA, "ticker", { tag: TAG, room: ROOM, interval: 0.004, max_seconds: LIMIT_MS / 1000 });
   await control(urlB, "ticker", { tag: TAG, room: ROOM, interval: 0.004, max_seconds: LIMIT_MS / 1000 });
+  // A client recovers only from an offset it has seen: the first drop waits for a first event
+  // (without one, socket.io-client sends its pid alone, and no server can recover it).
+  await until(() => offsets.length > 0, 5000, "a first event");
   let at = urlA;
   const t0 = Date.now();
   for (let i = 0; i < DROPS; i++) {
