@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bench.servers import stop_process
+
 LABEL = "cross-node broadcast deliveries/s, 2 nodes vs 1, {cluster_clients} clients"
 # What the product asks of the figures.
 TARGET_SCALING = 1.6  # ours, 2 nodes / 1 node (deliveries/s)
@@ -155,13 +157,7 @@ class RedisServer:
         return total / 1e9
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._log.close()
 
 

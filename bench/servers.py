@@ -124,6 +124,17 @@ def _cpu(ps: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate, then kill what does not stop within 8 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class Server:
     """A server subprocess on 127.0.0.1 (uvicorn, or node for the socket.io reference), pinned
     to the server core (or `core`; None: unpinned)."""
@@ -182,13 +193,7 @@ class Server:
         return _cpu(self.ps)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 class LoadGen:

@@ -48,7 +48,17 @@ def _auth_option(auth: Any) -> BasicAuth | None:
 
 
 class Instrumentation:
-    """One instrumented server: its admin namespace, stats timer and observer."""
+    """Serve the @socket.io/admin-ui 0.5 protocol on `namespace` of `realtime` (one instrumented
+    server: its admin namespace, stats timer and observer).
+
+    `auth` is required: `BasicAuth(username, bcrypt_hash)` (see `hash_password`), or `False`
+    to turn authentication off. `mode="production"` sends only aggregated stats (no per-socket
+    events, no socket list); `read_only=True` refuses the operations (join, leave, disconnect,
+    emit). `server_id` names this node in the UI (default: the host name). With `ui_dir` (the
+    `ui/dist` directory of npm @socket.io/admin-ui) the UI is served at `ui_path` (default
+    `/admin-ui`) of `realtime.router`: call instrument() before `app.include_router(realtime.router)`,
+    or mount `instrumentation.ui_app` yourself.
+    """
 
     def __init__(
         self,
@@ -272,30 +282,5 @@ class Instrumentation:
         self.realtime.router.add_route(prefix + "/{path:path}", endpoint, methods=["GET"], include_in_schema=False)
 
 
-def instrument(
-    realtime: Realtime,
-    *,
-    auth: BasicAuth | Mapping[str, Any] | Literal[False],
-    mode: Mode = "development",
-    read_only: bool = False,
-    server_id: str | None = None,
-    namespace: str = "/admin",
-    store: SessionStore | None = None,
-    stats_interval: float = STATS_INTERVAL,
-    ui_path: str | None = None,
-    ui_dir: str | Path | None = None,
-) -> Instrumentation:
-    """Serve the @socket.io/admin-ui 0.5 protocol on `namespace` of `realtime`.
-
-    `auth` is required: `BasicAuth(username, bcrypt_hash)` (see `hash_password`), or `False`
-    to turn authentication off. `mode="production"` sends only aggregated stats (no per-socket
-    events, no socket list); `read_only=True` refuses the operations (join, leave, disconnect,
-    emit). `server_id` names this node in the UI (default: the host name). With `ui_dir` (the
-    `ui/dist` directory of npm @socket.io/admin-ui) the UI is served at `ui_path` (default
-    `/admin-ui`) of `realtime.router`: call instrument() before `app.include_router(realtime.router)`,
-    or mount `instrumentation.ui_app` yourself.
-    """
-    return Instrumentation(
-        realtime, auth=auth, mode=mode, read_only=read_only, server_id=server_id, namespace=namespace,
-        store=store, stats_interval=stats_interval, ui_path=ui_path, ui_dir=ui_dir,
-    )
+# The function form of the class, as Node's `instrument(io, options)`: one signature, one place.
+instrument = Instrumentation
