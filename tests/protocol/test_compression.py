@@ -98,3 +98,14 @@ async def test_compression_settings(settings: dict[str, Any], compressed: bool) 
         response = await polling.get()
         assert response.text == '431["' + "z" * 3000 + '"]'
         assert ("content-encoding" in response.headers) is compressed
+
+
+@run_async
+async def test_large_body_compressed_off_the_loop(conformance_url: str) -> None:
+    """A body past COMPRESS_IN_THREAD (64 KB) is compressed in a worker thread: same bytes out."""
+    message = "".join(f"{i:06d}," for i in range(15_000))  # 105 KB, not trivially repetitive
+    async with http_client() as client:
+        response = await _echoed(client, conformance_url, message, "gzip")
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.text == "4" + message
+        assert response.num_bytes_downloaded < len(message) // 2
