@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from fastapi_realtime.uvicorn_ws import FLUSH_BYTES, CoalescingWebSocketProtocol
+from fastapi_realtime.uvicorn_ws import FLUSH_BYTES, READ_PAUSE_BYTES, READ_PAUSE_MESSAGES, CoalescingWebSocketProtocol
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.timeout(30)
@@ -265,5 +265,167 @@ def test_a_client_that_does_not_read_holds_the_sender(ws: type[Any]) -> None:
                 assert opcode == 2 and struct.unpack("!I", data[:4])[0] == seq
                 seq += 1
             writer.close()
+
+    asyncio.run(main())
+
+
+def masked_frame(first: int, payload: bytes, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """A client frame of any size with a real mask."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([first, 0x80 | n])
+    elif n < 65536:
+        head = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70_000]
+
+
+def echo_app() -> App:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            if message.get("text") is not None:
+                await send({"type": "websocket.send", "text": message["text"]})
+            else:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+    return app
+
+
+async def _echo_bytes(ws: type[Any]) -> bytes:
+    """Every byte the server writes back for text and binary messages of every size class."""
+    async with serve(echo_app(), ws) as (_server, port):
+        reader, writer = await ws_open(port)
+        expected = 0
+        for size in SIZES:
+            text = ("é" * size)[: size // 2] if size else ""
+            writer.write(masked_frame(0x81, text.encode()))
+            writer.write(masked_frame(0x82, bytes(range(256)) * (size // 256) + bytes(size % 256)))
+            expected += 2
+        got = b""
+        for _ in range(expected):
+            first, second = await reader.readexactly(2)
+            size = second & 0x7F
+            extra = b""
+            if size == 126:
+                extra = await reader.readexactly(2)
+                size = struct.unpack("!H", extra)[0]
+            elif size == 127:
+                extra = await reader.readexactly(8)
+                size = struct.unpack("!Q", extra)[0]
+            got += bytes([first, second]) + extra + await reader.readexactly(size)
+        writer.close()
+        return got
+
+
+def test_data_frames_are_byte_identical_to_uvicorns() -> None:
+    """The frames this protocol builds itself match websockets' serialization, for text and
+    binary at every length encoding (7-bit, 16-bit, 64-bit)."""
+
+    async def main() -> None:
+        assert await _echo_bytes(CoalescingWebSocketProtocol) == await _echo_bytes(WebSocketsSansIOProtocol)
+
+    asyncio.run(main())
+
+
+def test_a_flood_pauses_reading_with_little_held_and_loses_nothing() -> None:
+    """A client sends faster than the app reads: reading pauses once the queued messages pass
+    READ_PAUSE_BYTES, so what waits in memory stays bounded; then every message arrives in order."""
+    gate = asyncio.Event()
+    got: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await gate.wait()
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            got.append(message["text"])
+            if message["text"].startswith("last"):
+                await send({"type": "websocket.send", "text": "done"})
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            reader, writer = await ws_open(port)
+            proto = the_protocol(server)
+            pad = "x" * 1000
+            count = 3000  # 3 MB: far past the pause mark
+            for i in range(count - 1):
+                writer.write(masked_frame(0x81, f"{i} {pad}".encode()))
+            writer.write(masked_frame(0x81, b"last"))
+            await asyncio.sleep(0.5)
+            assert proto.read_paused
+            # One read of the socket (at most 256 KiB) past the mark, at most.
+            assert proto.inbox.size < READ_PAUSE_BYTES + 256 * 1024, proto.inbox.size
+            assert len(proto.inbox) <= READ_PAUSE_MESSAGES + 300
+            gate.set()
+            assert await read_frame(reader) == (1, b"done")
+            assert got == [f"{i} {pad}" for i in range(count - 1)] + ["last"]
+            assert not proto.read_paused
+            writer.close()
+
+    asyncio.run(main())
+
+
+def test_invalid_utf8_text_is_closed_with_1007() -> None:
+    async def main() -> None:
+        async with serve(echo_app()) as (_server, port):
+            reader, writer = await ws_open(port)
+            writer.write(masked_frame(0x81, b"ok"))
+            assert await read_frame(reader) == (1, b"ok")
+            writer.write(masked_frame(0x81, b"\xff\xfe"))
+            opcode, payload = await read_frame(reader)
+            assert opcode == 8 and struct.unpack("!H", payload[:2])[0] == 1007
+            writer.close()
+
+    asyncio.run(main())
+
+
+def test_messages_in_one_segment_and_split_across_segments() -> None:
+    """Several frames in one TCP write, and one frame dribbled a byte at a time."""
+
+    async def main() -> None:
+        async with serve(echo_app()) as (_server, port):
+            reader, writer = await ws_open(port)
+            writer.write(b"".join(masked_frame(0x81, str(i).encode()) for i in range(50)))
+            assert [await read_frame(reader) for _ in range(50)] == [(1, str(i).encode()) for i in range(50)]
+            frame = masked_frame(0x82, bytes(300))
+            for i in range(len(frame)):
+                writer.write(frame[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+            assert await read_frame(reader) == (2, bytes(300))
+            # A fragmented message and a ping between its fragments.
+            writer.write(masked_frame(0x01, b"frag"))
+            writer.write(masked_frame(0x89, b"p"))
+            writer.write(masked_frame(0x80, b"ment"))
+            assert await read_frame(reader) == (0xA, b"p")
+            assert await read_frame(reader) == (1, b"fragment")
+            writer.close()
+
+    asyncio.run(main())
+
+
+def test_permessage_deflate_still_works() -> None:
+    """With compression negotiated, frames go through websockets (which compresses them)."""
+    from websockets.asyncio.client import connect
+
+    async def main() -> None:
+        async with serve(echo_app()) as (_server, port):
+            async with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as client:
+                assert client.protocol.extensions, "deflate was not negotiated"
+                for message in ["a" * 5000, b"\x00" * 3000, "é"]:
+                    await client.send(message)
+                    assert await client.recv() == message
 
     asyncio.run(main())
