@@ -52,6 +52,12 @@ import uvicorn
 from uvicorn.protocols.websockets import websockets_sansio_impl
 from websockets.protocol import Protocol as WebSocketsProtocol
 from websockets.protocol import State
+from websockets.streams import StreamReader
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C extension
+    from websockets.utils import apply_mask
 
 _OPEN = State.OPEN
 
@@ -133,6 +139,11 @@ def _problems(base: Any, version: str) -> list[str]:
         missing = [n for n in ("state", "expect_continuation_frame", "send_frame") if n not in names]
         if missing:
             found.append(f"websockets' Protocol.{name} no longer uses {', '.join(missing)}")
+    # Incoming frames are parsed here only while websockets' parser waits between two frames:
+    # its parse() then sits in StreamReader.at_eof (see _between_frames).
+    parse_code = getattr(getattr(WebSocketsProtocol, "parse", None), "__code__", None)
+    if "at_eof" not in getattr(parse_code, "co_names", ()) or not hasattr(StreamReader, "at_eof"):
+        found.append("websockets' Protocol.parse no longer waits in StreamReader.at_eof")
     return found
 
 
@@ -377,6 +388,23 @@ def _server_frame(first: int, payload: bytes) -> bytes:
     return _H64.pack(first, 127, n) + payload
 
 
+_AT_EOF = StreamReader.at_eof.__code__
+
+
+def _between_frames(conn: Any) -> bool:
+    """Is websockets' parser waiting for the first byte of a frame? (Its generators then wait
+    in StreamReader.at_eof; mid-frame they wait in Frame.parse, possibly with the header
+    already taken from the buffer.)"""
+    gen = conn.parser
+    for _ in range(4):  # ServerProtocol.parse -> Protocol.parse -> StreamReader.at_eof
+        gen = getattr(gen, "gi_yieldfrom", None)
+        if gen is None:
+            return False
+        if getattr(gen, "gi_code", None) is _AT_EOF:
+            return True
+    return False
+
+
 class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol, writing once per loop iteration per connection,
     with reading paused only when messages pile up, and data frames framed directly."""
@@ -384,6 +412,9 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = self.inbox = _Inbox(self.loop)  # type: ignore[assignment]
+        # True while websockets' parser is known to wait between frames: frames are then
+        # parsed here (data_received).
+        self._direct = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -396,6 +427,64 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
         super().connection_lost(exc)
 
     # -- reading --------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.handshake_complete and not self.close_sent and (self._direct or self._may_read_directly()):
+            data = self._take_frames(data)
+            if not data:
+                return
+        # Anything else (a control frame, a fragment, a partial or oversized frame, bad
+        # framing) is websockets' to parse, from the first byte not taken here; it may then
+        # be mid-frame until _may_read_directly() says otherwise.
+        self._direct = False
+        super().data_received(data)
+
+    def _may_read_directly(self) -> bool:
+        conn = self.conn
+        self._direct = (
+            self.initial_response is None
+            and conn.state is _OPEN
+            and not conn.extensions
+            and conn.current_size is None
+            and not self.frames
+            and _between_frames(conn)
+        )
+        return self._direct
+
+    def _take_frames(self, data: bytes) -> bytes:
+        """Take the whole, unfragmented, masked text and binary frames at the start of `data`
+        (what clients send) as websockets would, and return the bytes from the first other one."""
+        conn = self.conn
+        limit = conn.max_message_size
+        pos = 0
+        end = len(data)
+        while end - pos >= 6:
+            first = data[pos]
+            second = data[pos + 1]
+            if (first != 0x81 and first != 0x82) or second < 0x80:  # FIN, no RSV, masked
+                break
+            size = second & 0x7F
+            head = pos + 2
+            if size == 126:
+                if end - pos < 8:
+                    break
+                size = (data[head] << 8) | data[head + 1]
+                head += 2
+            elif size == 127:
+                break  # 64 KiB and up: websockets' (rare, and it checks the limits)
+            if limit is not None and size > limit:
+                break
+            start = head + 4
+            if end - start < size:
+                break
+            payload = apply_mask(data[start : start + size], data[head:start])
+            pos = start + size
+            self.curr_msg_data_type = "text" if first == 0x81 else "bytes"
+            self.frames = [payload]
+            self.send_receive_event_to_app()
+            if self.close_sent:
+                return b""  # invalid UTF-8 closed the connection: nothing more is read
+        return data[pos:] if pos else data
+
     def send_receive_event_to_app(self) -> None:
         frames = self.frames
         data = frames[0] if len(frames) == 1 else b"".join(frames)

@@ -27,9 +27,11 @@ App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callabl
 
 
 @contextlib.asynccontextmanager
-async def serve(app: App, ws: type[Any] = CoalescingWebSocketProtocol) -> AsyncIterator[tuple[uvicorn.Server, int]]:
+async def serve(app: App, ws: type[Any] = CoalescingWebSocketProtocol,
+                **options: Any) -> AsyncIterator[tuple[uvicorn.Server, int]]:
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=ws, log_level="warning", lifespan="off")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=ws, log_level="warning", lifespan="off",
+                            **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -427,5 +429,96 @@ def test_permessage_deflate_still_works() -> None:
                 for message in ["a" * 5000, b"\x00" * 3000, "é"]:
                     await client.send(message)
                     assert await client.recv() == message
+
+    asyncio.run(main())
+
+
+async def _close_code(reader: asyncio.StreamReader) -> int:
+    while True:
+        opcode, payload = await read_frame(reader)
+        if opcode == 8:
+            return int(struct.unpack("!H", payload[:2])[0])
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (bytes([0x81, 2]) + b"hi", 1002),  # not masked
+        (masked_frame(0xC1, b"hi"), 1002),  # RSV1 without an extension
+        (masked_frame(0x83, b"hi"), 1002),  # reserved opcode
+        (masked_frame(0x80, b"hi"), 1002),  # a continuation with nothing to continue
+        (masked_frame(0x81, b"x" * 2000), 1009),  # past ws_max_size
+        (masked_frame(0x82, bytes(70_000)), 1009),  # 64-bit length, past ws_max_size
+    ],
+    ids=["unmasked", "rsv1", "opcode", "continuation", "too-big", "too-big-64"],
+)
+def test_bad_frames_after_good_ones_get_websockets_answer(frame: bytes, code: int) -> None:
+    """Frames this protocol does not take itself go to websockets, which closes as it always did."""
+
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            seen.append(message.get("text", message.get("code")))
+            if message["type"] != "websocket.receive":
+                return
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: uvicorn refuses the send
+                await send({"type": "websocket.send", "text": message["text"]})
+
+    async def main() -> None:
+        async with serve(app, ws_max_size=1000, ws_per_message_deflate=False) as (server, port):
+            reader, writer = await ws_open(port)
+            writer.write(masked_frame(0x81, b"one"))
+            assert await read_frame(reader) == (1, b"one")
+            writer.write(masked_frame(0x81, b"two"))
+            assert await read_frame(reader) == (1, b"two")
+            assert the_protocol(server)._direct  # the good frames were parsed here
+            writer.write(masked_frame(0x81, b"three") + frame)  # one segment: a good one, then the bad one
+            assert await _close_code(reader) == code
+            writer.close()
+            await asyncio.sleep(0.1)
+        # The good frame before the bad one reached the app (uvicorn's own protocol drops it).
+        assert seen[:3] == ["one", "two", "three"]
+        assert len(seen) == 4 and seen[3] == code
+
+    asyncio.run(main())
+
+
+def test_control_frames_between_data_frames_in_one_segment() -> None:
+    """A ping and then a close after data frames in the same segment: websockets answers the
+    ping, the app sees every message before the disconnect, and the close handshake completes."""
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            seen.append(message.get("text", message.get("code")))
+            if message["type"] != "websocket.receive":
+                return
+            with contextlib.suppress(Exception):  # "d" arrives after the close went out
+                await send({"type": "websocket.send", "text": message["text"]})
+
+    async def main() -> None:
+        async with serve(app) as (server, port):
+            reader, writer = await ws_open(port)
+            writer.write(masked_frame(0x81, b"a"))
+            assert await read_frame(reader) == (1, b"a")
+            writer.write(masked_frame(0x81, b"b") + masked_frame(0x89, b"pp") + masked_frame(0x81, b"c"))
+            got = [await read_frame(reader) for _ in range(3)]
+            assert sorted(got) == sorted([(1, b"b"), (0xA, b"pp"), (1, b"c")])
+            writer.write(masked_frame(0x81, b"x"))
+            assert await read_frame(reader) == (1, b"x")
+            assert the_protocol(server)._direct  # back to parsing here after the ping
+            # The close is answered at once (as uvicorn's own protocol does), before "d" is echoed.
+            writer.write(masked_frame(0x81, b"d") + masked_frame(0x88, struct.pack("!H", 1000)))
+            assert await _close_code(reader) == 1000
+            assert await reader.read() == b""
+            writer.close()
+        assert seen == ["a", "b", "c", "x", "d", 1000]
 
     asyncio.run(main())
