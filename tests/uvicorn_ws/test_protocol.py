@@ -433,6 +433,25 @@ def test_permessage_deflate_still_works() -> None:
     asyncio.run(main())
 
 
+def recording_echo_app(seen: list[Any]) -> App:
+    """Echoes text, and records every text and the disconnect's code in `seen`."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            seen.append(message.get("text", message.get("code")))
+            if message["type"] != "websocket.receive":
+                return
+            # Closed meanwhile (a message read before a close went out): uvicorn refuses the send
+            # (RuntimeError, or ClientDisconnected, an OSError, once the peer is gone).
+            with contextlib.suppress(RuntimeError, OSError):
+                await send({"type": "websocket.send", "text": message["text"]})
+
+    return app
+
+
 async def _close_code(reader: asyncio.StreamReader) -> int:
     while True:
         opcode, payload = await read_frame(reader)
@@ -456,17 +475,7 @@ def test_bad_frames_after_good_ones_get_websockets_answer(frame: bytes, code: in
     """Frames this protocol does not take itself go to websockets, which closes as it always did."""
 
     seen: list[Any] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            seen.append(message.get("text", message.get("code")))
-            if message["type"] != "websocket.receive":
-                return
-            with contextlib.suppress(RuntimeError):  # closed meanwhile: uvicorn refuses the send
-                await send({"type": "websocket.send", "text": message["text"]})
+    app = recording_echo_app(seen)
 
     async def main() -> None:
         async with serve(app, ws_max_size=1000, ws_per_message_deflate=False) as (server, port):
@@ -491,17 +500,7 @@ def test_control_frames_between_data_frames_in_one_segment() -> None:
     """A ping and then a close after data frames in the same segment: websockets answers the
     ping, the app sees every message before the disconnect, and the close handshake completes."""
     seen: list[Any] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            seen.append(message.get("text", message.get("code")))
-            if message["type"] != "websocket.receive":
-                return
-            with contextlib.suppress(Exception):  # "d" arrives after the close went out
-                await send({"type": "websocket.send", "text": message["text"]})
+    app = recording_echo_app(seen)
 
     async def main() -> None:
         async with serve(app) as (server, port):
