@@ -83,8 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--ws", default="websockets-sansio",
+                        help="uvicorn's WebSocket protocol, e.g. "
+                             "fastapi_realtime.uvicorn_ws:CoalescingWebSocketProtocol")
     args = parser.parse_args()
-    uvicorn.run(app, host=args.host, port=args.port, ws="websockets-sansio", log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, ws=args.ws, log_level="warning")
 
 
 if __name__ == "__main__":
