@@ -108,27 +108,43 @@ class RecoveryStore(ABC):
         """Release resources."""
 
 
-@dataclass(slots=True)
-class _Entry:
-    seq: int
-    at: float
-    frames: list[EioFrame]
-    size: int
-    rooms: frozenset[str]
-    except_rooms: frozenset[str]
+# A buffered event is one tuple: (emitted at, size in bytes, rooms, except rooms, frames), its
+# frames being its one frame (the usual case) or a tuple of them.
+# Plain tuples are the cheapest to build and free, and holding only untracked objects (floats,
+# ints, strings, bytes, tuples of strings) they leave the garbage collector's tracking at its
+# first pass: a full buffer adds nothing to the full collections of a large heap.
+_AT, _SIZE, _ROOMS, _EXCEPT, _FRAMES = range(5)
+_Entry = tuple[Any, ...]
 
 
 def _reaches(entry: _Entry, rooms: set[str]) -> bool:
     """§2.4.8: sent to all or to one of the rooms, and excluding none of them."""
-    if entry.rooms and entry.rooms.isdisjoint(rooms):
+    targets: tuple[str, ...] = entry[_ROOMS]
+    if targets and rooms.isdisjoint(targets):
         return False
-    return entry.except_rooms.isdisjoint(rooms)
+    return rooms.isdisjoint(entry[_EXCEPT])
 
 
 def _frames_size(frames: Sequence[EioFrame]) -> int:
     """Bytes on the wire (text frames are UTF-8; most are ASCII, which needs no encoding)."""
-    return sum(
-        len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode()) for frame in frames
+    size = 0
+    for frame in frames:
+        size += len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode())
+    return size
+
+
+def _appends_offset(encode: Encode, packet: Packet, offset: str, frames: list[EioFrame]) -> bool:
+    """Whether appending `,"<offset>"` to the encoded packet's first frame gives `frames`, its
+    encoding with the offset as last argument. It does with the text parser (compact JSON, the
+    array closing the frame; our offsets need no escaping), which so skips the copy of the
+    packet and the encoding of one more argument on every event; not with msgpack."""
+    plain = encode(packet)
+    head = plain[0]
+    return (
+        len(plain) == len(frames)
+        and isinstance(head, str)
+        and f'{head[:-1]},"{offset}"]' == frames[0]
+        and plain[1:] == frames[1:]
     )
 
 
@@ -140,36 +156,71 @@ class MemoryRecoveryStore(RecoveryStore):
         self.clock = clock
         # Offsets are "<instance>-<seq>": a restarted process never recognises old ones.
         self._instance = secrets.token_hex(4)
-        self._seq = 0
+        self._seq = 0  # the last seq issued
+        self._first = 1  # the seq of the oldest buffered entry: the buffer holds _first.._seq
         self._buffer: deque[_Entry] = deque()
         self._bytes = 0
+        # The caps, read once: every store checks them.
+        self._max_packets = options.max_packets
+        self._max_bytes = options.max_bytes
+        self._max_age = options.max_disconnection_duration
         self._sessions: dict[str, tuple[float, SessionSnapshot]] = {}
-
-    def _offset(self, seq: int) -> str:
-        return f"{self._instance}-{seq}"
+        # Whether `encode` lets the offset be appended to the encoded packet (learnt on the first
+        # event; see _appends_offset).
+        self._splice: bool | None = None
 
     async def store(
         self, packet: Packet, opts: BroadcastOptions, encode: Encode, offset: str | None = None
     ) -> list[EioFrame]:
-        self._seq += 1
-        seq = self._seq
+        seq = self._seq = self._seq + 1
+        if offset is None and self._splice:
+            frames = encode(packet)
+            head = frames[0]
+            if isinstance(head, str) and head[-1:] == "]":
+                frames[0] = head = f'{head[:-1]},"{self._instance}-{seq}"]'
+                if len(frames) == 1:  # the usual event: one text frame, most often ASCII
+                    self._hold(head, len(head) if head.isascii() else len(head.encode()), opts)
+                else:
+                    self._hold_all(frames, opts)
+                return frames
         # A supplied offset is sent as given; this store can only resume from its own.
-        frames = encode(Packet(packet.type, packet.namespace, [*packet.data, offset or self._offset(seq)], packet.id))
-        size = _frames_size(frames)
-        now = self.clock()
-        self._buffer.append(_Entry(seq, now, frames, size, opts.rooms, opts.except_rooms))
-        self._bytes += size
-        self._trim(now)
+        own = offset is None
+        offset = offset or f"{self._instance}-{seq}"
+        frames = encode(Packet(packet.type, packet.namespace, [*packet.data, offset], packet.id))
+        if own and self._splice is None:
+            self._splice = _appends_offset(encode, packet, offset, frames)
+        self._hold_all(frames, opts)
         return frames
+
+    def _hold_all(self, frames: list[EioFrame], opts: BroadcastOptions) -> None:
+        if len(frames) == 1:
+            frame = frames[0]
+            self._hold(frame, len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode()), opts)
+        else:
+            self._hold(tuple(frames), _frames_size(frames), opts)
+
+    def _hold(self, frames: EioFrame | tuple[EioFrame, ...], size: int, opts: BroadcastOptions) -> None:
+        """Buffer one event's frames (one frame, or a tuple of several), then drop what is past the caps."""
+        now = self.clock()
+        rooms = opts.rooms
+        except_rooms = opts.except_rooms
+        buffer = self._buffer
+        # Rooms as tuples: frozensets would keep the entry tracked by the collector.
+        buffer.append((now, size, tuple(rooms) if rooms else (), tuple(except_rooms) if except_rooms else (), frames))
+        self._bytes += size
+        if len(buffer) > self._max_packets or self._bytes > self._max_bytes or buffer[0][_AT] < now - self._max_age:
+            self._trim(now)
 
     def _trim(self, now: float) -> None:
         buffer = self._buffer
-        options = self.options
-        oldest = now - options.max_disconnection_duration
-        while buffer and (
-            len(buffer) > options.max_packets or self._bytes > options.max_bytes or buffer[0].at < oldest
-        ):
-            self._bytes -= buffer.popleft().size
+        max_packets = self._max_packets
+        max_bytes = self._max_bytes
+        oldest = now - self._max_age
+        dropped = 0
+        while buffer and (len(buffer) > max_packets or self._bytes > max_bytes or buffer[0][_AT] < oldest):
+            self._bytes -= buffer.popleft()[_SIZE]
+            dropped += 1
+        self._first += dropped
 
     def _expire_sessions(self, now: float) -> None:
         # Insertion order is expiry order (one fixed duration), so the oldest are first.
@@ -211,15 +262,19 @@ class MemoryRecoveryStore(RecoveryStore):
         if instance != self._instance or not seq_text.isdigit() or not seq_text.isascii():
             return None  # like Node, an offset it never issued leaves the session in place
         seq = int(seq_text)
-        buffer = self._buffer
+        first = self._first
         # The client's last offset must still be buffered, or what followed it may be gone.
-        if not buffer or not buffer[0].seq <= seq <= buffer[-1].seq:
+        if not first <= seq <= self._seq:
             return None
         del self._sessions[pid]  # a pid restores at most once
         expires, snapshot = found
         rooms = set(snapshot.rooms)
         missed: list[EioFrame] = []
-        for entry in islice(buffer, seq - buffer[0].seq + 1, None):
+        for entry in islice(self._buffer, seq - first + 1, None):
             if _reaches(entry, rooms):
-                missed.extend(entry.frames)
+                frames = entry[_FRAMES]
+                if isinstance(frames, tuple):
+                    missed.extend(frames)
+                else:
+                    missed.append(frames)
         return Restored(snapshot, missed, expires)

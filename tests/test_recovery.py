@@ -4,6 +4,7 @@ must not lose, leak or overflow, through the public test client."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import tracemalloc
 from typing import Any, Literal
 
@@ -69,7 +70,7 @@ async def test_buffer_caps(options: dict[str, Any], events: int, text: str, kept
     buffer = store._buffer
     if kept is not None:
         assert len(buffer) == kept
-    assert store._bytes == sum(len(f.encode()) for entry in buffer for f in entry.frames)
+    assert store._bytes == sum(len(f.encode()) for entry in buffer for f in [entry[4]])  # (at, size, rooms, except, frame)
     assert store._bytes <= RecoveryOptions(**options).max_bytes
     # A trimmed offset cannot restore; the newest one can (nothing missed after it).
     await store.persist(snapshot())
@@ -190,3 +191,61 @@ async def test_a_refused_recovery_leaks_no_missed_event() -> None:
         with pytest.raises(ConnectionRefused):
             await sio.reconnect()
         assert [event for event, _ in sio.received] == ["tick"]
+
+
+STORED_EVENTS = [
+    Packet(PacketType.EVENT, "/", ["tick", 1, {"v": [1.5, None, True], "s": "hello"}]),
+    Packet(PacketType.EVENT, "/", ["tick", "é ☃ \u2028 \"quoted\" \\ </script>", {"é": "x"}]),
+    Packet(PacketType.EVENT, "/chat", ["tick"]),
+    Packet(PacketType.EVENT, "/chat", ["bin", b"\x00\x01", {"nested": [b"\xff"]}, 3]),
+    Packet(PacketType.EVENT, "/", ["big", 2**70, 1e-07, "x" * 5000]),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("parser", ["default", "msgpack"])
+async def test_stored_frames_are_the_packet_encoded_with_its_offset(parser: Literal["default", "msgpack"]) -> None:
+    """Whatever way the store adds the offset, the frames are exactly the packet encoded with the
+    offset as its last argument, live and replayed."""
+    rt = Realtime(parser=parser)
+    nsp = rt.of("/")
+    store = MemoryRecoveryStore(RecoveryOptions(), clock=Clock())
+    await store.persist(snapshot())
+    first = await store.store(Packet(PacketType.EVENT, "/", ["first"]), TO_ALL, nsp.encode)
+    expected: list[Any] = []
+    for n, packet in enumerate(STORED_EVENTS * 2, start=2):
+        frames = await store.store(packet, TO_ALL, nsp.encode)
+        offset = f"{store._instance}-{n}"
+        want = nsp.encode(Packet(packet.type, packet.namespace, [*packet.data, offset], packet.id))
+        assert frames == want
+        expected.extend(want)
+    assert first == nsp.encode(Packet(PacketType.EVENT, "/", ["first", f"{store._instance}-1"]))
+    assert store._splice is (parser == "default")  # the text parser's offsets were appended
+    restored = await store.restore("p" * 20, f"{store._instance}-1")
+    assert restored is not None and restored.missed == expected
+
+
+@pytest.mark.anyio
+async def test_replay_filters_rooms_and_buffered_events_leave_the_collector() -> None:
+    rt = Realtime()
+    nsp = rt.of("/")
+    store = MemoryRecoveryStore(RecoveryOptions(), clock=Clock())
+    await store.persist(SessionSnapshot("s" * 20, "p" * 20, ["s" * 20, "a", "b"], {}))
+    [start] = await fill(store, 1)
+    sent = {
+        "to all": TO_ALL,
+        "to a": BroadcastOptions(rooms=frozenset({"a"}), except_rooms=frozenset()),
+        "to c": BroadcastOptions(rooms=frozenset({"c"}), except_rooms=frozenset()),
+        "to c, d or b": BroadcastOptions(rooms=frozenset({"c", "d", "b"}), except_rooms=frozenset()),
+        "to all but b": BroadcastOptions(rooms=frozenset(), except_rooms=frozenset({"b"})),
+        "to a but c": BroadcastOptions(rooms=frozenset({"a"}), except_rooms=frozenset({"c", "d"})),
+    }
+    frames = {name: await store.store(Packet(PacketType.EVENT, "/", [name, b"\x01"]), opts, nsp.encode) for name, opts in sent.items()}
+    # Entries hold no object the collector tracks, so it stops tracking them (the rooms' tuples
+    # first, then the entry): a full buffer costs nothing in the full collections of a big heap.
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in store._buffer)
+    restored = await store.restore("p" * 20, start)
+    assert restored is not None
+    assert restored.missed == [f for name in ("to all", "to a", "to c, d or b", "to a but c") for f in frames[name]]
