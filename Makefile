@@ -82,10 +82,11 @@ lint: venv
 	$(BIN)/ruff check .
 
 # The interop, behaviour and example-app tests run a second time on the write-coalescing
-# WebSocket protocol (fastapi_realtime.uvicorn_ws), which `make run` serves with.
+# WebSocket protocol (fastapi_realtime.uvicorn_ws), which `make run` serves with, and on h11 for
+# HTTP (uvicorn reads UVICORN_HTTP; the first pass has httptools, from the dev extra).
 test: venv node chromium redis nginx typecheck lint
 	$(BIN)/python -m pytest -q
-	UVICORN_WS=$(COALESCING_WS) $(BIN)/python -m pytest -q tests/interop tests/behaviour tests/example_app
+	UVICORN_WS=$(COALESCING_WS) UVICORN_HTTP=h11 $(BIN)/python -m pytest -q tests/interop tests/behaviour tests/example_app
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,
 # whose tests/packaging serves the README's quick start on them).

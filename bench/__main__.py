@@ -71,6 +71,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"{QUICK['duration']}s windows, no cluster")
     p.add_argument("--ws", default=os.environ.get("UVICORN_WS", "websockets-sansio"),
                    help="uvicorn --ws implementation (default: websockets-sansio)")
+    p.add_argument("--http", default="h11",
+                   help="uvicorn --http implementation of the Python servers (default: h11; the "
+                        "ack_polling_50_httptools scenario always runs on httptools)")
     p.add_argument("--scenarios",
                    help=f"comma-separated subset of {','.join(SCENARIO_KEYS)} (default: all but "
                         f"broadcast, which is the fan-out to --broadcast-clients)")
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
               f"limit ({nofile_limit()})", file=sys.stderr)
         return 2
 
-    print(f"uvicorn --ws {opts.ws}; servers on core {SERVER_CORE}, load generator on core "
+    print(f"uvicorn --ws {opts.ws} --http {args.http}; servers on core {SERVER_CORE}, load generator on core "
           f"{LOADGEN_CORE}; warm-up {opts.warmup}s, window {opts.duration}s"
           f"{' (quick)' if args.quick else ''}")
     started = time.monotonic()
@@ -169,13 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             if spec.kind == "raw" and not sc.raw_supported:
                 continue
+            if sc.http is not None and spec.runtime == "node":
+                continue  # node's HTTP stack is the same whatever uvicorn's --http
             extra_env = {"BENCH_JOIN_ROOM": "room" if sc.room else ""}
             t = time.monotonic()
             print(f"  {sc.key:<15} {spec.label:<28} ", end="", flush=True)
             server: Server | None = None
             try:
                 busy = wait_for_quiet(args.quiet_wait) if args.quiet_wait > 0 else None
-                server = Server(spec, opts.ws, extra_env, node=opts.node)
+                server = Server(spec, opts.ws, extra_env, node=opts.node, http=sc.http or args.http)
                 server.wait_ready()
                 r = RUNNERS[sc.key](server, opts)
                 if server.proc.poll() is not None:
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         specs_by_key = {s.key: s for s in specs_all}
 
         def start_node(server: str, env: dict[str, str], core: str | None) -> Server:
-            return Server(specs_by_key[server], opts.ws, env, core, node=opts.node)
+            return Server(specs_by_key[server], opts.ws, env, core, node=opts.node, http=args.http)
 
         harness = cluster.Harness(
             start_node=start_node,
@@ -233,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             print()
     doc = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "settings": {"ws": opts.ws, "quick": args.quick, "warmup": opts.warmup,
+        "settings": {"ws": opts.ws, "http": args.http, "quick": args.quick, "warmup": opts.warmup,
                      "duration": opts.duration, "clients": opts.clients,
                      "broadcastClients": opts.broadcast_clients, "idleClients": opts.idle_clients,
                      "connClients": opts.conn_clients, "clusterClients": opts.cluster_clients,

@@ -45,6 +45,9 @@ class Scenario:
     raw_supported: bool       # the raw ASGI echo can play it (no rooms, no acks of its own)
     metrics: tuple[Metric, ...] = ()
     room: bool = False        # the clients join a room on connect
+    # uvicorn's --http for the Python servers in this scenario (None: the run's, --http);
+    # node's server has its own HTTP stack and is not run again for such a scenario.
+    http: str | None = None
 
 
 FANOUT_SIZES = (10, 100, 1000, 5000)
@@ -61,6 +64,9 @@ SCENARIOS = [
              (Metric("value", "KB/conn (RSS)", 1),)),
     Scenario("conns", "{conn_clients:,} WebSocket conns", "conn/s", True, CONNS_METRICS),
     Scenario("ack_polling_50", "ack, long-polling, {clients} clients", "rt/s", True, ACK_METRICS),
+    # The same on httptools, the HTTP parser of uvicorn[standard] (h11 is pure Python).
+    Scenario("ack_polling_50_httptools", "ack, long-polling, {clients} clients, httptools", "rt/s",
+             True, ACK_METRICS, http="httptools"),
     # Its own runs and table (bench/cluster.py), not one run per server.
     Scenario("cluster", cluster.LABEL, "deliveries/s", False),
 ]
@@ -211,4 +217,5 @@ RUNNERS: dict[str, Callable[[Server, Options], dict[str, Any]]] = {
     "memory": _scenario_memory,
     "conns": _scenario_conns,
     "ack_polling_50": _scenario_ack(-1, "ack-polling"),
+    "ack_polling_50_httptools": _scenario_ack(-1, "ack-polling"),
 }

@@ -140,7 +140,7 @@ class Server:
     to the server core (or `core`; None: unpinned)."""
 
     def __init__(self, spec: ServerSpec, ws: str, extra_env: dict[str, str],
-                 core: str | None = SERVER_CORE, node: str = "node") -> None:
+                 core: str | None = SERVER_CORE, node: str = "node", http: str = "h11") -> None:
         self.spec = spec
         self.port = free_port()
         argv: list[str]
@@ -150,7 +150,7 @@ class Server:
             argv = [
                 sys.executable, "-m", "uvicorn", spec.app,
                 "--host", "127.0.0.1", "--port", str(self.port),
-                "--ws", spec.ws or ws, "--log-level", "warning", "--no-access-log",
+                "--ws", spec.ws or ws, "--http", http, "--log-level", "warning", "--no-access-log",
                 "--backlog", "4096",
             ]
             if spec.factory:

@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import re
 import struct
-from collections import deque
 from typing import Any
 
 import uvicorn
@@ -316,14 +315,16 @@ class _CoalescingTransport(asyncio.Transport):
 class _Inbox:
     """The connection's receive queue, for uvicorn's code and the ASGI receive: asyncio.Queue's
     put_nowait/get/empty with the bytes it holds counted (reading pauses on those, see
-    READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses."""
+    READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses. Lists, not
+    deques: it holds a message or two at a time, and an idle connection's empty deques would
+    cost about 600 bytes each."""
 
     __slots__ = ("_items", "_sizes", "_getters", "_loop", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._items: deque[Any] = deque()
-        self._sizes: deque[int] = deque()
-        self._getters: deque[asyncio.Future[None]] = deque()
+        self._items: list[Any] = []
+        self._sizes: list[int] = []
+        self._getters: list[asyncio.Future[None]] | None = None
         self._loop = loop
         self.size = 0
 
@@ -337,15 +338,18 @@ class _Inbox:
         self._items.append(item)
         self._sizes.append(size)
         self.size += size
-        self._wake_one()
+        if self._getters:
+            self._wake_one()
 
     def get_nowait(self) -> Any:
-        self.size -= self._sizes.popleft()
-        return self._items.popleft()
+        self.size -= self._sizes.pop(0)
+        return self._items.pop(0)
 
     async def get(self) -> Any:
         while not self._items:
             getter = self._loop.create_future()
+            if self._getters is None:
+                self._getters = []
             self._getters.append(getter)
             try:
                 await getter
@@ -360,8 +364,9 @@ class _Inbox:
         return self.get_nowait()
 
     def _wake_one(self) -> None:
-        while self._getters:
-            getter = self._getters.popleft()
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
             if not getter.done():
                 getter.set_result(None)
                 break
