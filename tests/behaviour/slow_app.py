@@ -34,6 +34,11 @@ async def flood(socket: Socket, count: int, size: int) -> int:
     return count
 
 
+@realtime.on("poke")
+async def poke(socket: Socket, sid: str) -> None:
+    await realtime.to(sid).emit("poke")
+
+
 @realtime.on("reason")
 async def reason(socket: Socket, sid: str) -> str | None:
     return reasons.get(sid)

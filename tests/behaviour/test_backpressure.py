@@ -99,3 +99,32 @@ def test_dropped_long_poll_closes_the_session() -> None:
 
     with run_uvicorn(APP) as base:
         asyncio.run(body(base))
+
+
+def test_a_long_poll_dropped_at_once_is_noticed_too() -> None:
+    """A GET dropped right after it was sent, with or without frames for it coming next: the
+    session ends with "transport error" and a new GET is refused (nothing goes out to the dead
+    request as if delivered)."""
+
+    async def body(base: str, poke: bool) -> None:
+        observer = socketio.AsyncClient()
+        await observer.connect(base, transports=["websocket"])
+        async with httpx.AsyncClient(base_url=base) as http:
+            opened = (await http.get("/socket.io/?EIO=4&transport=polling")).text
+            sid = json.loads(opened[1:])["sid"]
+            await http.post(f"/socket.io/?EIO=4&transport=polling&sid={sid}", content="40")
+            reply = (await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")).text
+            socket_sid = json.loads(reply[2:])["sid"]
+            with contextlib.suppress(httpx.TimeoutException):
+                await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=0.05)
+            if poke:
+                await observer.call("poke", socket_sid, timeout=5)  # frames for the dropped GET
+            await asyncio.sleep(0.5)
+            gone = await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")
+            assert gone.status_code == 400 and gone.json() == {"code": 1, "message": "Session ID unknown"}
+        assert await observer.call("reason", socket_sid, timeout=5) == "transport error"
+        await observer.disconnect()
+
+    with run_uvicorn(APP) as base:
+        asyncio.run(body(base, poke=False))
+        asyncio.run(body(base, poke=True))
