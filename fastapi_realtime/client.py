@@ -112,7 +112,15 @@ class Client:
         """One packet, then whatever queued meanwhile (run by the WebSocket reader)."""
         try:
             try:
-                await self._dispatch(packet)
+                socket = self.sockets.get(packet.namespace)
+                if packet.type is PacketType.EVENT and socket is not None and not self.session.closed:
+                    # The usual packet, handled here rather than through _dispatch (one
+                    # coroutine less per event).
+                    running = socket.handle_event(packet)
+                    if running is not None:
+                        await running
+                else:
+                    await self._dispatch(packet)
             except Exception:
                 logger.exception("error while handling a packet from %s", self.session.sid)
             if self._inbox:
