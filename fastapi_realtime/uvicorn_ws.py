@@ -140,6 +140,9 @@ def _problems(base: Any, version: str) -> list[str]:
             found.append(f"websockets' Protocol.{name} no longer uses {', '.join(missing)}")
     # Incoming frames are parsed here only while websockets' parser waits between two frames:
     # its parse() then sits in StreamReader.at_eof (see _between_frames).
+    init_names = set(getattr(getattr(WebSocketsProtocol.__init__, "__code__", None), "co_names", ()))
+    if not ({"current_size", "cur_size"} & init_names and {"max_message_size", "max_size"} & init_names):
+        found.append("websockets' Protocol no longer has current_size/cur_size and max_message_size/max_size")
     parse_code = getattr(getattr(WebSocketsProtocol, "parse", None), "__code__", None)
     if "at_eof" not in getattr(parse_code, "co_names", ()) or not hasattr(StreamReader, "at_eof"):
         found.append("websockets' Protocol.parse no longer waits in StreamReader.at_eof")
@@ -396,6 +399,26 @@ def _server_frame(first: int, payload: bytes) -> bytes:
 _AT_EOF = StreamReader.at_eof.__code__
 
 
+# websockets 16 renamed two Protocol attributes (max_size became max_message_size, with an
+# optional max_fragment_size; cur_size became current_size); the package allows websockets>=14.
+def _message_size(conn: Any) -> int | None:
+    """The size so far of a fragmented message being received (None: not inside one)."""
+    size: int | None = conn.current_size if hasattr(conn, "current_size") else conn.cur_size
+    return size
+
+
+def _size_limit(conn: Any) -> int | None:
+    """The largest frame websockets would take now (outside a fragmented message)."""
+    if not hasattr(conn, "max_message_size"):
+        limit: int | None = conn.max_size
+        return limit
+    limit = conn.max_message_size
+    fragment: int | None = getattr(conn, "max_fragment_size", None)
+    if fragment is not None:
+        limit = fragment if limit is None else min(limit, fragment)
+    return limit
+
+
 def _between_frames(conn: Any) -> bool:
     """Is websockets' parser waiting for the first byte of a frame? (Its generators then wait
     in StreamReader.at_eof; mid-frame they wait in Frame.parse, possibly with the header
@@ -418,8 +441,9 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
         super().__init__(*args, **kwargs)
         self.queue = self.inbox = _Inbox(self.loop)  # type: ignore[assignment]
         # True while websockets' parser is known to wait between frames: frames are then
-        # parsed here (data_received).
+        # parsed here (data_received), up to websockets' size limit.
         self._direct = False
+        self._limit: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -449,17 +473,18 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
             self.initial_response is None
             and conn.state is _OPEN
             and not conn.extensions
-            and conn.current_size is None
+            and _message_size(conn) is None
             and not self.frames
             and _between_frames(conn)
         )
+        if self._direct:
+            self._limit = _size_limit(conn)
         return self._direct
 
     def _take_frames(self, data: bytes) -> bytes:
         """Take the whole, unfragmented, masked text and binary frames at the start of `data`
         (what clients send) as websockets would, and return the bytes from the first other one."""
-        conn = self.conn
-        limit = conn.max_message_size
+        limit = self._limit
         pos = 0
         end = len(data)
         while end - pos >= 6:

@@ -93,6 +93,22 @@ async def smoke(url: str) -> tuple[object, list[int], list[int]]:
 @pytest.mark.parametrize("release", TESTED_UVICORN)
 def test_serves_on_every_allowed_uvicorn(python: Path, release: str, tmp_path: Path) -> None:
     install_uvicorn(python, release)
+    serve_and_smoke(python, tmp_path)
+
+
+@pytest.mark.parametrize("websockets_release", ["14.0", "15.0.1"])
+def test_serves_on_older_websockets(python: Path, websockets_release: str, tmp_path: Path) -> None:
+    """The `server` extra allows websockets>=14; websockets 16 renamed the Protocol attributes
+    the protocol reads (cur_size, max_size)."""
+    install_uvicorn(python, TESTED_UVICORN[-1])
+    uv("pip", "install", "--quiet", "--python", python, f"websockets=={websockets_release}")
+    try:
+        serve_and_smoke(python, tmp_path)
+    finally:
+        uv("pip", "install", "--quiet", "--python", python, f"websockets=={installed_version('websockets')}")
+
+
+def serve_and_smoke(python: Path, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "server.log"
     proc = start(python, port, log)
