@@ -318,24 +318,27 @@ class _CoalescingTransport(asyncio.Transport):
 class _Inbox:
     """The connection's receive queue, for uvicorn's code and the ASGI receive: asyncio.Queue's
     put_nowait/get/empty with the bytes it holds counted (reading pauses on those, see
-    READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses. Lists, not
-    deques: it holds a message or two at a time, and an idle connection's empty deques would
-    cost about 600 bytes each."""
+    READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses.
 
-    __slots__ = ("_items", "_sizes", "_getters", "_loop", "size")
+    Lists read from a moving head, not deques: an idle connection's empty deques would cost
+    about 600 bytes each, and popping a list's front costs its whole length (one socket read
+    can queue tens of thousands of tiny messages)."""
+
+    __slots__ = ("_items", "_sizes", "_head", "_getters", "_loop", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._items: list[Any] = []
         self._sizes: list[int] = []
+        self._head = 0  # the next item to take; those before it are taken
         self._getters: list[asyncio.Future[None]] | None = None
         self._loop = loop
         self.size = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._head
 
     def empty(self) -> bool:
-        return not self._items
+        return self._head == len(self._items)
 
     def put_nowait(self, item: Any, size: int = 0) -> None:
         self._items.append(item)
@@ -345,11 +348,26 @@ class _Inbox:
             self._wake_one()
 
     def get_nowait(self) -> Any:
-        self.size -= self._sizes.pop(0)
-        return self._items.pop(0)
+        items = self._items
+        head = self._head
+        item = items[head]
+        self.size -= self._sizes[head]
+        head += 1
+        if head == len(items):
+            items.clear()
+            self._sizes.clear()
+            head = 0
+        elif head >= 64 and head * 2 >= len(items):
+            del items[:head]
+            del self._sizes[:head]
+            head = 0
+        else:
+            items[head - 1] = None  # not held until the list is cleared
+        self._head = head
+        return item
 
     async def get(self) -> Any:
-        while not self._items:
+        while self._head == len(self._items):
             getter = self._loop.create_future()
             if self._getters is None:
                 self._getters = []
@@ -361,7 +379,7 @@ class _Inbox:
                 with contextlib.suppress(ValueError):
                     self._getters.remove(getter)
                 # A wake-up this getter took but cannot use goes to the next one.
-                if self._items and not getter.cancelled():
+                if not self.empty() and not getter.cancelled():
                     self._wake_one()
                 raise
         return self.get_nowait()
@@ -539,7 +557,7 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
 
     async def receive(self) -> Any:
         inbox = self.inbox
-        message = inbox.get_nowait() if inbox._items else await inbox.get()
+        message = await inbox.get() if inbox.empty() else inbox.get_nowait()
         if self.read_paused and inbox.size < READ_PAUSE_BYTES // 4 and len(inbox) < READ_PAUSE_MESSAGES // 4:
             self.read_paused = False
             self.transport.resume_reading()

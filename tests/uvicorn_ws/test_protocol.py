@@ -521,3 +521,23 @@ def test_control_frames_between_data_frames_in_one_segment() -> None:
         assert seen == ["a", "b", "c", "x", "d", 1000]
 
     asyncio.run(main())
+
+
+def test_tens_of_thousands_of_tiny_frames_in_one_write_arrive_in_order() -> None:
+    """One socket read can queue tens of thousands of messages at once: they reach the app in
+    order (the queue is read from a moving head, compacted as it goes, never popped from the front)."""
+    count = 100_000
+    got: list[Any] = []
+
+    async def main() -> None:
+        async with serve(recording_echo_app(got)) as (server, port):
+            reader, writer = await ws_open(port)
+            writer.write(b"".join(masked_frame(0x81, str(i).encode()) for i in range(count)))
+            for i in range(count):
+                assert await read_frame(reader) == (1, str(i).encode())
+            assert got == [str(i) for i in range(count)]
+            inbox = the_protocol(server).inbox
+            assert len(inbox) == 0 and inbox.size == 0
+            writer.close()
+
+    asyncio.run(main())
