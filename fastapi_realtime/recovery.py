@@ -125,12 +125,13 @@ def _reaches(entry: _Entry, rooms: set[str]) -> bool:
     return rooms.isdisjoint(entry[_EXCEPT])
 
 
-def _frames_size(frames: Sequence[EioFrame]) -> int:
+def _frame_size(frame: EioFrame) -> int:
     """Bytes on the wire (text frames are UTF-8; most are ASCII, which needs no encoding)."""
-    size = 0
-    for frame in frames:
-        size += len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode())
-    return size
+    return len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode())
+
+
+def _frames_size(frames: Sequence[EioFrame]) -> int:
+    return sum(map(_frame_size, frames))
 
 
 def _appends_offset(encode: Encode, packet: Packet, offset: str, frames: list[EioFrame]) -> bool:
@@ -177,11 +178,8 @@ class MemoryRecoveryStore(RecoveryStore):
             frames = encode(packet)
             head = frames[0]
             if isinstance(head, str) and head[-1:] == "]":
-                frames[0] = head = f'{head[:-1]},"{self._instance}-{seq}"]'
-                if len(frames) == 1:  # the usual event: one text frame, most often ASCII
-                    self._hold(head, len(head) if head.isascii() else len(head.encode()), opts)
-                else:
-                    self._hold_all(frames, opts)
+                frames[0] = f'{head[:-1]},"{self._instance}-{seq}"]'
+                self._hold_all(frames, opts)
                 return frames
         # A supplied offset is sent as given; this store can only resume from its own.
         own = offset is None
@@ -193,9 +191,8 @@ class MemoryRecoveryStore(RecoveryStore):
         return frames
 
     def _hold_all(self, frames: list[EioFrame], opts: BroadcastOptions) -> None:
-        if len(frames) == 1:
-            frame = frames[0]
-            self._hold(frame, len(frame) if isinstance(frame, bytes) or frame.isascii() else len(frame.encode()), opts)
+        if len(frames) == 1:  # the usual event: one frame, held as it is
+            self._hold(frames[0], _frame_size(frames[0]), opts)
         else:
             self._hold(tuple(frames), _frames_size(frames), opts)
 

@@ -366,10 +366,14 @@ class Socket:
                 return await spec.func(*spec.bind(self, args))
             return await _call_spec(self, spec, catch_all, event, args)
         except Exception as exc:
-            handler = spec.exception_handler_for(exc)
-            if handler is None:
-                raise
-            return await call_exception_handler(handler, self, exc)
+            return await self._handler_failed(spec, exc)
+
+    async def _handler_failed(self, spec: HandlerSpec, exc: Exception) -> Any:
+        """The answer of the handler's routers' exception handler for `exc`; re-raised if none takes it."""
+        handler = spec.exception_handler_for(exc)
+        if handler is None:
+            raise exc
+        return await call_exception_handler(handler, self, exc)
 
     async def _run(self, event: Any, args: list[Any], ack_id: int | None) -> None:
         middlewares = self.nsp.server.event_middlewares
@@ -384,10 +388,7 @@ class Socket:
                     try:
                         result = await spec.func(*spec.bind(self, args))
                     except Exception as exc:
-                        handler = spec.exception_handler_for(exc)
-                        if handler is None:
-                            raise
-                        result = await call_exception_handler(handler, self, exc)
+                        result = await self._handler_failed(spec, exc)
                 else:
                     result = await self._call_handler(event, args)
         except Exception as exc:

@@ -11,7 +11,7 @@ frames, deflate and flow control stay uvicorn's and websockets' code) with three
   ``loop.call_soon`` per iteration serves all connections).
 - **Reading is not paused per message**: uvicorn pauses reading after every message and
   resumes it when the app takes the message: two epoll_ctl calls and a selector update per
-  message, about a third of a request/response round trip's CPU under load. Here reading
+  message. Here reading
   pauses only once the messages waiting for the app hold READ_PAUSE_BYTES (or
   READ_PAUSE_MESSAGES), and resumes when they are down to a quarter.
 - **Data frames are framed directly**: a text or binary message on an open connection without
@@ -315,20 +315,25 @@ class _CoalescingTransport(asyncio.Transport):
         return self._transport.get_protocol()
 
 
+def _size(message: Any) -> int:
+    """What a queued ASGI message counts for: its text's characters or its bytes (0: an event)."""
+    body = message.get("text") or message.get("bytes")
+    return len(body) if body else 0
+
+
 class _Inbox:
     """The connection's receive queue, for uvicorn's code and the ASGI receive: asyncio.Queue's
-    put_nowait/get/empty with the bytes it holds counted (reading pauses on those, see
-    READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses.
+    put_nowait/get/empty with the size of the messages it holds counted (reading pauses on
+    that, see READ_PAUSE_BYTES) and without its join() bookkeeping, which nothing here uses.
 
     Lists read from a moving head, not deques: an idle connection's empty deques would cost
     about 600 bytes each, and popping a list's front costs its whole length (one socket read
     can queue tens of thousands of tiny messages)."""
 
-    __slots__ = ("_items", "_sizes", "_head", "_getters", "_loop", "size")
+    __slots__ = ("_items", "_head", "_getters", "_loop", "size")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._items: list[Any] = []
-        self._sizes: list[int] = []
         self._head = 0  # the next item to take; those before it are taken
         self._getters: list[asyncio.Future[None]] | None = None
         self._loop = loop
@@ -340,10 +345,9 @@ class _Inbox:
     def empty(self) -> bool:
         return self._head == len(self._items)
 
-    def put_nowait(self, item: Any, size: int = 0) -> None:
+    def put_nowait(self, item: Any) -> None:
         self._items.append(item)
-        self._sizes.append(size)
-        self.size += size
+        self.size += _size(item)
         if self._getters:
             self._wake_one()
 
@@ -351,15 +355,13 @@ class _Inbox:
         items = self._items
         head = self._head
         item = items[head]
-        self.size -= self._sizes[head]
+        self.size -= _size(item)
         head += 1
         if head == len(items):
             items.clear()
-            self._sizes.clear()
             head = 0
         elif head >= 64 and head * 2 >= len(items):
             del items[:head]
-            del self._sizes[:head]
             head = 0
         else:
             items[head - 1] = None  # not held until the list is cleared
@@ -393,8 +395,8 @@ class _Inbox:
                 break
 
 
-# Reading pauses once the messages queued for the app hold this many bytes (or this many
-# messages), and resumes when they are down to a quarter. uvicorn's own protocol pauses after
+# Reading pauses once the messages queued for the app hold this many bytes (text counted in
+# characters) or this many messages, and resumes when they are down to a quarter. uvicorn's own protocol pauses after
 # every message and resumes when the app takes it: two epoll_ctl calls and a selector update per
 # message. Per connection, at most this much (plus one read of the socket) waits in memory.
 READ_PAUSE_BYTES = 64 * 1024
@@ -548,9 +550,9 @@ class CoalescingWebSocketProtocol(websockets_sansio_impl.WebSocketsSansIOProtoco
                 self.conn.send_close(1007)
                 self.handle_parser_exception()
                 return
-            inbox.put_nowait({"type": "websocket.receive", "text": text}, len(data))
+            inbox.put_nowait({"type": "websocket.receive", "text": text})
         else:
-            inbox.put_nowait({"type": "websocket.receive", "bytes": data}, len(data))
+            inbox.put_nowait({"type": "websocket.receive", "bytes": data})
         if not self.read_paused and (inbox.size >= READ_PAUSE_BYTES or len(inbox) >= READ_PAUSE_MESSAGES):
             self.read_paused = True
             self.transport.pause_reading()

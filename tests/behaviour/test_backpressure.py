@@ -78,14 +78,19 @@ def test_slow_client_is_dropped_and_others_get_everything() -> None:
         asyncio.run(body(base))
 
 
+async def _polling_socket(http: httpx.AsyncClient) -> tuple[str, str]:
+    """A polling session joined to "/": (Engine.IO sid, socket id)."""
+    opened = (await http.get("/socket.io/?EIO=4&transport=polling")).text
+    sid = json.loads(opened[1:])["sid"]
+    await http.post(f"/socket.io/?EIO=4&transport=polling&sid={sid}", content="40")
+    reply = (await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")).text
+    return sid, json.loads(reply[2:])["sid"]
+
+
 def test_dropped_long_poll_closes_the_session() -> None:
     async def body(base: str) -> None:
         async with httpx.AsyncClient(base_url=base) as http:
-            opened = (await http.get("/socket.io/?EIO=4&transport=polling")).text
-            sid = json.loads(opened[1:])["sid"]
-            await http.post(f"/socket.io/?EIO=4&transport=polling&sid={sid}", content="40")
-            reply = (await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")).text
-            socket_sid = json.loads(reply[2:])["sid"]
+            sid, socket_sid = await _polling_socket(http)
             # A GET that waits, then is abandoned by the client.
             with contextlib.suppress(httpx.TimeoutException):
                 await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=0.3)
@@ -110,11 +115,7 @@ def test_a_long_poll_dropped_at_once_is_noticed_too() -> None:
         observer = socketio.AsyncClient()
         await observer.connect(base, transports=["websocket"])
         async with httpx.AsyncClient(base_url=base) as http:
-            opened = (await http.get("/socket.io/?EIO=4&transport=polling")).text
-            sid = json.loads(opened[1:])["sid"]
-            await http.post(f"/socket.io/?EIO=4&transport=polling&sid={sid}", content="40")
-            reply = (await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}")).text
-            socket_sid = json.loads(reply[2:])["sid"]
+            sid, socket_sid = await _polling_socket(http)
             with contextlib.suppress(httpx.TimeoutException):
                 await http.get(f"/socket.io/?EIO=4&transport=polling&sid={sid}", timeout=0.05)
             if poke:
