@@ -71,9 +71,9 @@ class Client:
     # -- incoming -------------------------------------------------------------------------
     def on_message(self, data: str | bytes) -> Awaitable[None] | None:
         """Take one message. Returns None, a future to wait for before reading more
-        (backpressure), or, over WebSocket when nothing else runs, the job itself for the
-        reader to run in its own task (the engine's reader moves reading to a new task if the
-        job has to wait)."""
+        (backpressure), or, when nothing else runs and the message came from the WebSocket reader
+        or a polling POST (`session.inline`), the job itself for that task to run (it moves its
+        own work to a new task if the job has to wait)."""
         try:
             packet = self.decoder.feed(data)
         except RemoteProtocolError as exc:
@@ -89,7 +89,7 @@ class Client:
             else:
                 socket.on_ack(packet)
             return None
-        if not self._busy and self.session.transport is _WEBSOCKET:
+        if not self._busy and (self.session.inline or self.session.transport is _WEBSOCKET):
             self._busy = True
             return self._run(packet)
         return self._enqueue(packet)

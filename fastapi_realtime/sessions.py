@@ -49,6 +49,8 @@ RECENTLY_ENDED = 1024
 WsSend = Callable[[EioFrame], Coroutine[Any, Any, None]]
 WsClose = Callable[[int], Awaitable[None]]
 _WEBSOCKET = Transport.WEBSOCKET
+# Marks a parked GET as released (see EngineSession.park_get).
+WOKEN = object()
 
 
 def _resolve(future: asyncio.Future[None], _done: object) -> None:
@@ -76,7 +78,7 @@ class EngineSession:
 
     __slots__ = (
         "sid", "scope", "manager", "engine", "admitted", "context", "_loop", "_time", "_handler",
-        "_poll_waiter", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
+        "inline", "_poll_task", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
         "_closing", "_observation",
     )
 
@@ -94,7 +96,11 @@ class EngineSession:
         self._time = self._loop.time
         self._handler = manager.handler
         self._observation = manager.observation
-        self._poll_waiter: asyncio.Future[None] | None = None
+        # True while a polling POST feeds a packet: the layer above may then hand back its job
+        # for the POST's task to run (as the WebSocket reader's task does).
+        self.inline = False
+        # The parked GET's task (cancelled when frames are ready), or WOKEN once it was.
+        self._poll_task: asyncio.Task[Any] | object | None = None
         self._ws_send: WsSend | None = None
         self._close_ws: WsClose | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -252,9 +258,10 @@ class EngineSession:
             if self._writer is None and self._ws_send is not None:
                 self._write_now()
         else:
-            waiter = self._poll_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            task = self._poll_task
+            if isinstance(task, asyncio.Task):
+                self._poll_task = WOKEN
+                task.cancel()
 
     def _write_now(self) -> None:
         """Write queued frames without a task while the transport takes them at once.
@@ -333,9 +340,16 @@ class EngineSession:
         return None
 
     def feed_packet(self, packet: Packet) -> Awaitable[None] | None:
-        """One decoded packet from the client over the active transport (a polling record): as `feed`."""
+        """One decoded packet from the client over the active transport (a polling record): as
+        `feed`, and the same goes for a job handed back (the POST's task runs it)."""
         events = self.engine.receive_packet(packet, self._loop.time())
-        return self._apply(events) if events else None
+        if not events:
+            return None
+        self.inline = True
+        try:
+            return self._apply(events)
+        finally:
+            self.inline = False
 
     def parse_error(self, exc: Exception) -> None:
         """The client sent something that does not decode: log it (rate-limited) and close."""
@@ -350,13 +364,19 @@ class EngineSession:
         self._apply(events)
         return ok
 
-    def frames_ready(self) -> asyncio.Future[None] | None:
-        """None if the GET can answer now, else a future that resolves when it can."""
+    def park_get(self, task: asyncio.Task[Any]) -> bool:
+        """False if the GET can answer now; else True, and the GET's `task` is cancelled once it
+        can (`woke_get` then tells that cancellation from any other)."""
         if not self.engine.park_get():
-            return None
-        waiter = self._loop.create_future()
-        self._poll_waiter = waiter
-        return waiter
+            return False
+        self._poll_task = task
+        return True
+
+    def woke_get(self) -> bool:
+        """Whether the parked GET was cancelled because it can answer now."""
+        woken = self._poll_task is WOKEN
+        self._poll_task = None
+        return woken
 
     def take_frames(self) -> list[EioFrame]:
         """The frames for one polling response (a noop when there are none)."""
@@ -364,10 +384,10 @@ class EngineSession:
 
     def end_get(self) -> None:
         self.engine.end_get()
-        self._poll_waiter = None
+        self._poll_task = None
 
     def get_dropped(self) -> None:
-        self._poll_waiter = None
+        self._poll_task = None
         self._apply(self.engine.get_dropped(self._now()))
 
     def get_delivered(self) -> None:

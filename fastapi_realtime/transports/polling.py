@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from types import CoroutineType
 
 from .._types import Receive, Scope, Send
 from ..engineio.compression import compress, negotiate
 from ..engineio.handshake import ErrorCode
+from ..engineio.packet import Packet
 from ..engineio.payload import decode_payload, encode_payload
 from ..exceptions import RemoteProtocolError
 from ..reasons import DisconnectReason
 from ..sessions import EngineSession
 from .http import TEXT_HTML, TEXT_PLAIN, Headers, header, respond, respond_error
+from .inline import run_here
 
 NO_STORE = (b"cache-control", b"no-store")
 
@@ -23,23 +26,43 @@ async def _disconnected(receive: Receive) -> None:
         pass  # the (empty) body of the GET itself
 
 
-def _wake(waiter: asyncio.Future[None], _gone: object) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+async def _client_stayed(session: EngineSession, receive: Receive) -> bool:
+    """Wait until the GET can be answered; False if the client dropped the request first.
 
-
-async def _client_stayed(waiter: asyncio.Future[None], receive: Receive) -> bool:
-    """Wait for `waiter`; False if the client dropped the request first."""
-    # One watcher task whose end wakes the waiter: cheaper than asyncio.wait, which this runs
-    # for every parked GET.
-    gone = asyncio.ensure_future(_disconnected(receive))
-    gone.add_done_callback(partial(_wake, waiter))
+    The GET's own task waits for the disconnect, and the session cancels it once frames are
+    ready: no second task and no future per parked GET (this runs for every poll).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    if not session.park_get(task):
+        return True
     try:
-        await waiter
-    finally:
-        if not gone.done():
-            gone.cancel()
-    return not gone.done() or gone.cancelled()
+        await _disconnected(receive)
+    except asyncio.CancelledError:
+        # Released by the session, unless the task is being cancelled for good as well.
+        if session.woke_get() and task.uncancel() == 0:
+            # The client may have gone in the same loop turn as the frames came: then the
+            # disconnect is already there to take, and nothing must go out as if delivered.
+            return not _gone_already(receive)
+        raise
+    return False
+
+
+def _gone_already(receive: Receive) -> bool:
+    """Whether the server already has the disconnect for us: a receive() that completes
+    without waiting (one that would wait is left, unfinished, and the client counts as there)."""
+    steps = receive().__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        message = done.value
+        return isinstance(message, dict) and message.get("type") == "http.disconnect"
+    except Exception:
+        return False  # not ours to judge here: the response write will tell
+    close = getattr(steps, "close", None)
+    if close is not None:
+        close()
+    return False
 
 
 # Bodies past this are compressed off the event loop (a megabyte takes milliseconds).
@@ -66,8 +89,7 @@ async def handle_get(session: EngineSession, scope: Scope, receive: Receive, sen
         await respond(send, 400, b"", None, headers)
         return
     try:
-        waiter = session.frames_ready()
-        if waiter is not None and not await _client_stayed(waiter, receive):
+        if not await _client_stayed(session, receive):
             # Node: "poll connection closed prematurely", a transport error.
             session.get_dropped()
             return
@@ -115,20 +137,64 @@ async def handle_post(session: EngineSession, scope: Scope, receive: Receive, se
             # A streamed body past the limit: answer at once, unread, and end the session (the
             # client may be mid-payload, so nothing more of it can be trusted).
             session.close(DisconnectReason.TRANSPORT_ERROR)
+            session.end_post()
             await respond(send, 413, b"", None, headers)
             return
-        try:
-            for packet in decode_payload(body.decode("utf-8")):
-                if session.closed:
-                    break
-                waiter = session.feed_packet(packet)
-                if waiter is not None:
-                    await waiter
-        except (RemoteProtocolError, UnicodeDecodeError) as exc:
-            # Node answers 200 and fails the next GET; a 400 tells the client at once.
-            session.parse_error(exc)
-            await respond_error(send, ErrorCode.BAD_REQUEST, headers)
-            return
-    finally:
+        packets = decode_payload(body.decode("utf-8"))
+    except (RemoteProtocolError, UnicodeDecodeError) as exc:
         session.end_post()
+        await _refuse_payload(session, exc, send, headers)
+        return
+    except BaseException:
+        session.end_post()
+        raise
+    # Tasks that took over feeding (and answering) from a job that had to wait: the ASGI call
+    # lasts until they are done, so the answer goes out before it returns.
+    takers: list[asyncio.Task[None]] = []
+    try:
+        await _feed(session, packets, 0, send, headers, takers)
+    finally:
+        for taker in takers:
+            await taker
+
+
+async def _refuse_payload(session: EngineSession, exc: Exception, send: Send, headers: Headers) -> None:
+    # Node answers 200 and fails the next GET; a 400 tells the client at once.
+    session.parse_error(exc)
+    await respond_error(send, ErrorCode.BAD_REQUEST, headers)
+
+
+async def _feed(
+    session: EngineSession, packets: list[Packet], start: int, send: Send, headers: Headers, takers: list[asyncio.Task[None]]
+) -> None:
+    """Feed `packets[start:]`, then end the POST and answer it.
+
+    A job the client hands back runs in this task (no task per event, as over WebSocket); if
+    it has to wait, a new task feeds the rest and answers, so the client is not held up.
+    """
+    handed_off = len(takers)
+    index = start
+    try:
+        while index < len(packets) and not session.closed:
+            waiter = session.feed_packet(packets[index])
+            index += 1
+            if waiter is None:
+                continue
+            if type(waiter) is CoroutineType:
+                if await run_here(waiter, partial(_hand_off, session, packets, index, send, headers, takers)):
+                    return
+            else:
+                await waiter  # backpressure: the client's handlers are behind
+    except RemoteProtocolError as exc:
+        await _refuse_payload(session, exc, send, headers)
+        return
+    finally:
+        if len(takers) == handed_off:
+            session.end_post()
     await respond(send, 200, b"ok", TEXT_HTML, headers)
+
+
+def _hand_off(
+    session: EngineSession, packets: list[Packet], start: int, send: Send, headers: Headers, takers: list[asyncio.Task[None]]
+) -> None:
+    takers.append(asyncio.get_running_loop().create_task(_feed(session, packets, start, send, headers, takers)))

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import types
-from collections.abc import Callable, Coroutine, Generator
 from functools import partial
 from types import CoroutineType
-from typing import Any
 
 from .._types import EioFrame, Message, Receive, Scope, Send
 from ..engineio.handshake import Transport, open_frame
@@ -18,6 +14,7 @@ from ..engineio.session import SendProbe, Upgraded
 from ..exceptions import RemoteProtocolError
 from ..reasons import DisconnectReason
 from ..sessions import EngineSession, SessionManager
+from .inline import run_here
 
 logger = logging.getLogger("fastapi_realtime.engine")
 
@@ -141,7 +138,7 @@ async def _read(session: EngineSession, ws: WebSocketConnection) -> bool:
             del frame
             if waiter is not None:
                 if type(waiter) is CoroutineType:
-                    blocked = await _run_here(waiter, partial(_hand_off, session, ws))
+                    blocked = await run_here(waiter, partial(_hand_off, session, ws))
                     del waiter
                     if blocked:
                         handed_off = True
@@ -170,36 +167,3 @@ def _hand_off(session: EngineSession, ws: WebSocketConnection) -> None:
         ws.reading_done = loop.create_future()
     # Held on the connection: the loop keeps only weak references to tasks.
     ws.reader = loop.create_task(_read(session, ws))
-
-
-@types.coroutine
-def _run_here(job: Coroutine[Any, Any, None], on_block: Callable[[], None]) -> Generator[Any, Any, bool]:
-    """Run `job` in this task, in a context of its own as a task would have; the first time it
-    waits, call `on_block`. Returns whether it waited.
-
-    A job that finishes without waiting (most event handlers) costs no task at all, and one
-    that waits stays in this task, so current_task(), cancellation and timeouts inside it
-    behave as in any task.
-    """
-    context = contextvars.copy_context()
-    try:
-        yielded = context.run(job.send, None)
-    except StopIteration:
-        return False
-    on_block()
-    while True:
-        try:
-            sent = yield yielded
-        except GeneratorExit:
-            job.close()
-            raise
-        except BaseException as exc:  # a cancellation of this task: the job's to handle
-            try:
-                yielded = context.run(job.throw, exc)
-            except StopIteration:
-                return True
-        else:
-            try:
-                yielded = context.run(job.send, sent)
-            except StopIteration:
-                return True

@@ -1,4 +1,4 @@
-"""How handlers run over WebSocket: one at a time in arrival order, each as if in a task of its
+"""How handlers run, over WebSocket and over long-polling: one at a time in arrival order, each as if in a task of its
 own (current_task, cancellation, timeouts, task groups, context variables), while the client's
 acks are read meanwhile; over a long connection nothing piles up.
 
@@ -20,18 +20,21 @@ APP = "tests.behaviour.dispatch_app:app"
 pytestmark = pytest.mark.timeout(60)
 
 
-async def _client(base: str) -> socketio.AsyncClient:
+TRANSPORTS = pytest.mark.parametrize("transport", ["websocket", "polling"])
+
+
+async def _client(base: str, transport: str = "websocket") -> socketio.AsyncClient:
     client = socketio.AsyncClient()
 
     @client.on("question")
     async def answer(question: str) -> str:
         return question.upper()
 
-    await client.connect(base, transports=["websocket"])
+    await client.connect(base, transports=[transport])
     return client
 
 
-@pytest.mark.parametrize("transport", ["websocket", "polling"])
+@TRANSPORTS
 def test_handlers_behave_as_in_a_task(tmp_path: Path, transport: str) -> None:
     async def body(base: str) -> None:
         client = socketio.AsyncClient()
@@ -60,9 +63,10 @@ def test_handlers_behave_as_in_a_task(tmp_path: Path, transport: str) -> None:
     log.assert_clean()
 
 
-def test_events_run_in_arrival_order_while_one_waits(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_events_run_in_arrival_order_while_one_waits(tmp_path: Path, transport: str) -> None:
     async def body(base: str) -> None:
-        client = await _client(base)
+        client = await _client(base, transport)
         try:
             calls = [client.call("sleep_then", (0, 0.2), timeout=5)]
             calls += [client.call("now", i, timeout=5) for i in range(1, 6)]
@@ -78,11 +82,12 @@ def test_events_run_in_arrival_order_while_one_waits(tmp_path: Path) -> None:
     log.assert_clean()
 
 
-def test_waiting_handlers_leave_no_tasks_behind(tmp_path: Path) -> None:
-    """Every wait moves reading to a new task; the old ones end, so a long connection holds
-    the same number of tasks after hundreds of waits."""
+@TRANSPORTS
+def test_waiting_handlers_leave_no_tasks_behind(tmp_path: Path, transport: str) -> None:
+    """Every wait moves reading (over polling: the POST's answer) to a new task; the old ones
+    end, so a long connection holds the same number of tasks after hundreds of waits."""
     async def body(base: str) -> None:
-        client = await _client(base)
+        client = await _client(base, transport)
         try:
             before = await client.call("tasks", timeout=5)
             for i in range(300):
@@ -98,15 +103,16 @@ def test_waiting_handlers_leave_no_tasks_behind(tmp_path: Path) -> None:
     log.assert_clean()
 
 
-def test_client_leaves_while_a_handler_waits(tmp_path: Path) -> None:
+@TRANSPORTS
+def test_client_leaves_while_a_handler_waits(tmp_path: Path, transport: str) -> None:
     async def body(base: str) -> None:
         for _ in range(10):
-            client = await _client(base)
+            client = await _client(base, transport)
             await client.emit("sleep_then", (0, 0.3))
             await client.emit("ask_back", "never answered in time")
             await asyncio.sleep(0.05)
             await client.disconnect()
-        observer = await _client(base)
+        observer = await _client(base, transport)
         try:
             # The handlers of the gone clients end: ask_back, queued before the client left,
             # still runs and waits out its 3 s ack timeout.
