@@ -364,13 +364,16 @@ class EngineSession:
         self._apply(events)
         return ok
 
-    def park_get(self, task: asyncio.Task[Any]) -> bool:
-        """False if the GET can answer now; else True, and the GET's `task` is cancelled once it
-        can (`woke_get` then tells that cancellation from any other)."""
+    def park_get(self) -> asyncio.Task[Any] | None:
+        """None if the GET can answer now; else the GET's task (the current one), which is
+        cancelled once it can (`woke_get` then tells that cancellation from any other)."""
         if not self.engine.park_get():
-            return False
+            return None
+        # With the loop given, current_task() skips get_running_loop() (a getpid() on 3.11).
+        task = asyncio.current_task(self._loop)
+        assert task is not None
         self._poll_task = task
-        return True
+        return task
 
     def woke_get(self) -> bool:
         """Whether the parked GET was cancelled because it can answer now."""

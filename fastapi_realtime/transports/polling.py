@@ -32,9 +32,8 @@ async def _client_stayed(session: EngineSession, receive: Receive) -> bool:
     The GET's own task waits for the disconnect, and the session cancels it once frames are
     ready: no second task and no future per parked GET (this runs for every poll).
     """
-    task = asyncio.current_task()
-    assert task is not None
-    if not session.park_get(task):
+    task = session.park_get()
+    if task is None:
         return True
     try:
         await _disconnected(receive)
