@@ -459,3 +459,64 @@ async def test_odd_content_length_headers_get_an_answer(length: str, status: int
     }
     await rt(scope, receive, send)
     assert sent[0]["status"] == status
+
+
+# --------------------------------------------------------------------------- parked GETs
+
+
+async def _parked_get(rt: Any, sid: str, sent: list[dict[str, Any]]) -> asyncio.Task[None]:
+    """A GET for `sid` that parks (its client never goes away), served in a task of its own."""
+    inbox = [{"type": "http.request", "body": b"", "more_body": False}]
+    forever = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        if inbox:
+            return inbox.pop(0)
+        await forever.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": f"EIO=4&transport=polling&sid={sid}".encode()}
+    task = asyncio.ensure_future(rt(scope, receive, send))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not task.done() and sent == []
+    return task
+
+
+@run_async
+async def test_a_parked_get_is_released_but_a_real_cancellation_still_cancels() -> None:
+    """The session releases a parked GET by cancelling its task; a cancellation from outside
+    (the server stopping the request) is never taken for that release, even in the same turn."""
+    from fastapi_realtime import Realtime
+
+    rt = Realtime()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt), base_url="http://test") as client:
+        sid = parse_open((await client.get("/", params={"EIO": "4", "transport": "polling"})).text)["sid"]
+    session = rt.manager.get(sid)
+    assert session is not None
+
+    sent: list[dict[str, Any]] = []
+    task = await _parked_get(rt, sid, sent)
+    session.release_poll()  # released alone: answered (a noop)
+    await task
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"6"
+
+    for release in (False, True):
+        sent = []
+        task = await _parked_get(rt, sid, sent)
+        if release:
+            session.release_poll()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sent == []
+
+    # The GET slot is free again, and the session still answers.
+    sent = []
+    task = await _parked_get(rt, sid, sent)
+    session.release_poll()
+    await task
+    assert sent[0]["status"] == 200
