@@ -104,6 +104,10 @@ class Client:
                     self._space = self._loop.create_future()
                 return self._space
             return None
+        if self._loop.is_closed():
+            # Stranded with its event loop (EngineSession.abandon): no handler can run any more.
+            inbox.clear()
+            return None
         self._busy = True
         self._worker = self._loop.create_task(self._drain())
         return None
@@ -227,11 +231,19 @@ class Client:
         for socket in self.sockets.values():
             socket.fail_acks()
 
-        async def close_sockets() -> None:
+        def close_sockets() -> None:
             for socket in list(self.sockets.values()):
                 socket.on_close(reason)
 
-        self._enqueue(close_sockets)
+        async def in_order() -> None:
+            close_sockets()
+
+        if self._loop.is_closed():
+            # Stranded: the sockets leave their namespaces and rooms now (their disconnect
+            # handlers cannot run).
+            close_sockets()
+        else:
+            self._enqueue(in_order)
 
     def spawn(self, job: Awaitable[None]) -> None:
         """Run a `concurrent=True` handler call beside the in-order work, holding on to its task
@@ -245,6 +257,8 @@ class Client:
 
     async def wait_idle(self) -> None:
         """Wait until every queued packet, concurrent handler call and disconnect handler has run."""
+        if self._loop.is_closed():
+            return  # stranded: nothing of it can run any more
         while self._busy or self._concurrent:
             if self._busy:
                 if self._idle is None:

@@ -450,6 +450,22 @@ class EngineSession:
         if self.engine.state is State.CLOSING:
             self._arm()
 
+    @property
+    def stranded(self) -> bool:
+        """Opened under an event loop that has since closed (an app used by several test
+        clients in turn, each with a loop of its own): nothing of it can run any more."""
+        return self._loop.is_closed()
+
+    def abandon(self) -> None:
+        """End a stranded session: the layer above tears down its state, without the I/O,
+        timers and tasks its dead loop can no longer run."""
+        self._poll_task = None
+        self._ws_send = self._close_ws = None
+        self._probe = None
+        self._timer = None
+        self._apply(self.engine.close(DisconnectReason.SERVER_SHUTTING_DOWN, self._now(), notify_client=False))
+        self.manager.forget(self)
+
     async def websocket_closed(self) -> None:
         """Wait until the WebSocket has been closed, if the session asked for it (its reader
         waits so that the close frame goes out before the ASGI call returns)."""
@@ -553,7 +569,10 @@ class SessionManager:
         """Close every session with reason `server shutting down`; pending GETs are answered at once."""
         self.shutting_down = True
         for session in list(self.sessions.values()):
-            session.close(DisconnectReason.SERVER_SHUTTING_DOWN)
+            if session.stranded:
+                session.abandon()
+            else:
+                session.close(DisconnectReason.SERVER_SHUTTING_DOWN)
         # Give writers and GETs a moment to deliver the last frames.
         await asyncio.sleep(0)
         for session in list(self.sessions.values()):

@@ -6,6 +6,7 @@ the lifespan, the router API, handler parameter binding and how emitted values a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -294,6 +295,43 @@ def test_shutdown_answers_a_pending_long_poll_at_once() -> None:
         # The session is gone: a later request gets "Session ID unknown" (§1.7).
         late = client.get(url)
         assert (late.status_code, late.json()["code"]) == (400, 1)
+
+
+def test_shutdown_drops_sessions_stranded_by_an_earlier_event_loop(caplog: pytest.LogCaptureFixture) -> None:
+    """An app used under one event loop and then another (test clients in turn, each with a
+    loop of its own): a client left connected in the first is dropped at the next shutdown,
+    out of its rooms, with nothing run on the dead loop and nothing logged as an error."""
+    import gc
+    import warnings
+
+    import httpx
+
+    rt = Realtime()
+
+    @rt.on("connect")
+    async def joined(socket: Socket) -> None:
+        await socket.join("lobby")
+
+    async def connect_and_leave_it() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rt), base_url="http://test") as http:
+            opened = (await http.get("/", params={"EIO": "4", "transport": "polling"})).text
+            query = {"EIO": "4", "transport": "polling", "sid": json.loads(opened[1:])["sid"]}
+            assert (await http.post("/", params=query, content="40")).text == "ok"
+            assert (await http.get("/", params=query)).text.startswith("40{")
+        assert len(await rt.to("lobby").fetch_sockets()) == 1
+
+    async def next_loop() -> int:
+        await rt.shutdown()
+        return len(await rt.to("lobby").fetch_sockets())
+
+    asyncio.run(connect_and_leave_it())
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("ERROR", logger="fastapi_realtime"):
+        warnings.simplefilter("always")
+        assert asyncio.run(next_loop()) == 0
+        gc.collect()
+    assert not rt.manager.sessions
+    assert [r.getMessage() for r in caplog.records] == []
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
 
 
 # --------------------------------------------------------------------------- router API
