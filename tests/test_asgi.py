@@ -321,6 +321,7 @@ def test_shutdown_drops_sessions_stranded_by_an_earlier_event_loop(caplog: pytes
         assert len(await rt.to("lobby").fetch_sockets()) == 1
 
     async def next_loop() -> int:
+        await rt.to("lobby").emit("news", "queued for a client that is gone")
         await rt.shutdown()
         return len(await rt.to("lobby").fetch_sockets())
 
