@@ -227,6 +227,11 @@ _EVENT = PacketType.EVENT
 _ACK = PacketType.ACK
 
 
+def ack_packet(namespace: str, data: Any, ack_id: int) -> Packet:
+    """An ACK (every acked event builds one): without the named tuple's generated __new__."""
+    return _new_tuple(Packet, (_ACK, namespace, data, ack_id))
+
+
 def decode_text(text: str, *, max_attachments: int) -> Header:
     """Decode the text part of a packet sent by a client; raise RemoteProtocolError if invalid.
 
