@@ -14,7 +14,6 @@ from typing import Protocol
 
 from . import admission
 from .admission import AdmissionServer
-from .engineio.handshake import Transport
 from .exceptions import RemoteProtocolError
 from .options import ServerOptions
 from .sessions import EngineSession
@@ -26,7 +25,6 @@ from .socketio.parser import Decoder
 logger = logging.getLogger("fastapi_realtime")
 
 Job = Packet | Callable[[], Awaitable[None]]
-_WEBSOCKET = Transport.WEBSOCKET
 
 
 class ClientServer(AdmissionServer, Protocol):
@@ -71,9 +69,9 @@ class Client:
     # -- incoming -------------------------------------------------------------------------
     def on_message(self, data: str | bytes) -> Awaitable[None] | None:
         """Take one message. Returns None, a future to wait for before reading more
-        (backpressure), or, when nothing else runs and the message came from the WebSocket reader
-        or a polling POST (`session.inline`), the job itself for that task to run (it moves its
-        own work to a new task if the job has to wait)."""
+        (backpressure), or, when nothing else runs, the job itself for the task that fed the
+        message to run (the WebSocket reader or the POST; either moves its own work to a new
+        task if the job has to wait)."""
         try:
             packet = self.decoder.feed(data)
         except RemoteProtocolError as exc:
@@ -89,7 +87,7 @@ class Client:
             else:
                 socket.on_ack(packet)
             return None
-        if not self._busy and (self.session.inline or self.session.transport is _WEBSOCKET):
+        if not self._busy:
             self._busy = True
             return self._run(packet)
         return self._enqueue(packet)

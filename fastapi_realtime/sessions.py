@@ -64,7 +64,9 @@ class EngineHandler(Protocol):
     def on_open(self, session: EngineSession) -> None: ...
 
     def on_message(self, session: EngineSession, data: str | bytes) -> Awaitable[None] | None:
-        """Take one message; return something to await when the reader should pause (backpressure)."""
+        """Take one message; return something to await when the reader should pause (backpressure),
+        or a coroutine (the job for this message) for the feeding task to run (see `feed` and
+        `feed_packet`: every caller runs it, through transports.inline.run_here)."""
 
     def on_close(self, session: EngineSession, reason: DisconnectReason) -> None: ...
 
@@ -78,7 +80,7 @@ class EngineSession:
 
     __slots__ = (
         "sid", "scope", "manager", "engine", "admitted", "context", "_loop", "_time", "_handler",
-        "inline", "_poll_task", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
+        "_poll_task", "_ws_send", "_close_ws", "_writer", "_timer", "_timer_at", "_probe", "_probe_aborted",
         "_closing", "_observation",
     )
 
@@ -96,9 +98,6 @@ class EngineSession:
         self._time = self._loop.time
         self._handler = manager.handler
         self._observation = manager.observation
-        # True while a polling POST feeds a packet: the layer above may then hand back its job
-        # for the POST's task to run (as the WebSocket reader's task does).
-        self.inline = False
         # The parked GET's task (cancelled when frames are ready), or WOKEN once it was.
         self._poll_task: asyncio.Task[Any] | object | None = None
         self._ws_send: WsSend | None = None
@@ -340,16 +339,9 @@ class EngineSession:
         return None
 
     def feed_packet(self, packet: Packet) -> Awaitable[None] | None:
-        """One decoded packet from the client over the active transport (a polling record): as
-        `feed`, and the same goes for a job handed back (the POST's task runs it)."""
+        """One decoded packet from the client over the active transport (a polling record): as `feed`."""
         events = self.engine.receive_packet(packet, self._loop.time())
-        if not events:
-            return None
-        self.inline = True
-        try:
-            return self._apply(events)
-        finally:
-            self.inline = False
+        return self._apply(events) if events else None
 
     def parse_error(self, exc: Exception) -> None:
         """The client sent something that does not decode: log it (rate-limited) and close."""
