@@ -12,7 +12,11 @@ PORT2 ?= 8001
 REDIS_PORT ?= 6379
 REDIS_URL ?= redis://127.0.0.1:$(REDIS_PORT)/0
 
-.PHONY: run run-cluster lint test test-floors bench venv run-venv node chromium redis nginx typecheck clean
+.PHONY: run run-cluster lint test test-floors bench venv run-venv node chromium redis nginx cc typecheck clean
+
+# The C accelerator of the Socket.IO codec (setup.py) is built at install time; without a
+# compiler the package installs pure Python, so the targets below install Debian's gcc first.
+SPEEDUPS := setup.py fastapi_realtime/socketio/_speedups.c
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +24,7 @@ $(BIN)/python:
 
 # What the tests, the benchmark and the type check need: the package with its dev extra.
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(SPEEDUPS) | $(BIN)/python cc
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
@@ -28,7 +32,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # its redis extra (redis-py, msgpack: used only when REDIS_URL is set), its speed extra (orjson)
 # and the observability extras (Admin UI, metrics, traces).
 run-venv: $(VENV)/.installed-run
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-run: pyproject.toml $(SPEEDUPS) | $(BIN)/python cc
 	$(BIN)/pip install -q -e '.[server,redis,speed,admin,metrics,tracing]'
 	touch $@
 
@@ -37,6 +41,12 @@ node: $(NODE_DIR)/node_modules/.installed
 $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json
 	cd $(NODE_DIR) && npm install --no-audit --no-fund --loglevel=error
 	touch $@
+
+cc:
+	@command -v cc >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev) >/dev/null; }
+	@$(PYTHON) -c "import os, sysconfig, sys; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dev) >/dev/null; }
 
 # Debian's redis-server backs the Redis adapter tests (each test starts its own on a free port).
 redis:
@@ -82,11 +92,12 @@ lint: venv
 	$(BIN)/ruff check .
 
 # The interop, behaviour and example-app tests run a second time on the write-coalescing
-# WebSocket protocol (fastapi_realtime.uvicorn_ws), which `make run` serves with, and on h11 for
-# HTTP (uvicorn reads UVICORN_HTTP; the first pass has httptools, from the dev extra).
+# WebSocket protocol (fastapi_realtime.uvicorn_ws), which `make run` serves with, on h11 for
+# HTTP (uvicorn reads UVICORN_HTTP; the first pass has httptools, from the dev extra), and with
+# the codec's C accelerator off (the first pass has it on; tests/socketio run both ways).
 test: venv node chromium redis nginx typecheck lint
 	$(BIN)/python -m pytest -q
-	UVICORN_WS=$(COALESCING_WS) UVICORN_HTTP=h11 $(BIN)/python -m pytest -q tests/interop tests/behaviour tests/example_app
+	UVICORN_WS=$(COALESCING_WS) UVICORN_HTTP=h11 FASTAPI_REALTIME_SPEEDUPS=0 $(BIN)/python -m pytest -q tests/interop tests/behaviour tests/example_app
 
 # The suite on the lowest dependency versions pyproject.toml allows (slow; not part of `make test`,
 # whose tests/packaging serves the README's quick start on them).

@@ -28,7 +28,7 @@ from .exceptions import AckTimeoutError, DisconnectedError
 from .handlers import CallNext, EventMiddleware, HandlerSpec, call_exception_handler
 from .observe import Observation, Observer
 from .recovery import RECOVERABLE_REASONS, RecoveryStore, SessionSnapshot
-from .socketio.packet import Packet, PacketType, ack_packet
+from .socketio.packet import Packet, PacketType
 
 if TYPE_CHECKING:
     from .sessions import EngineSession
@@ -97,6 +97,8 @@ class SocketNamespace(BroadcastNamespace, Protocol):
     def observation(self) -> Observation: ...
 
     def encode(self, packet: Packet) -> list[EioFrame]: ...
+
+    def encode_ack(self, data: Any, ack_id: int) -> list[EioFrame]: ...
 
     def next_ack_id(self) -> int: ...
 
@@ -400,13 +402,13 @@ class Socket:
             # Like Node: nobody listening means no ack, and the client's ack times out.
             data = ack_data(result)
             try:
-                frames = self.nsp.encode(ack_packet(self.nsp.name, data, ack_id))
+                frames = self.nsp.encode_ack(data, ack_id)
             except (TypeError, ValueError, RecursionError):
                 logger.exception(
                     "the ack of %s for event %r on %s cannot be encoded as JSON",
                     self._handler_name(event), event, self.nsp.name,
                 )
-                frames = self.nsp.encode(ack_packet(self.nsp.name, [internal_error()], ack_id))
+                frames = self.nsp.encode_ack([internal_error()], ack_id)
             self.send_frames(frames)
 
     def _handler_name(self, event: Any) -> str:

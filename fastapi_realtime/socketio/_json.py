@@ -146,6 +146,24 @@ _DIGIT_MARKS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_DIGIT_RUN = b"0" * 19  # the shortest integer literal orjson could turn into a float
 
 
+# Called after use_backend() (the C accelerator follows the backend: speedups.py).
+_listeners: list[Callable[[], None]] = []
+
+
+def on_backend_change(listener: Callable[[], None]) -> None:
+    _listeners.append(listener)
+
+
+def active_orjson() -> _Orjson | None:
+    """orjson when it is the backend in use, else None."""
+    return _orjson
+
+
+def options() -> int:
+    """The options every orjson.dumps here passes."""
+    return _options
+
+
 def backend() -> str:
     """The backend in use: "orjson" or "json"."""
     return "json" if _orjson is None else "orjson"
@@ -160,6 +178,8 @@ def use_backend(name: str | None = None) -> str:
     if name not in (None, "json", "orjson"):
         raise ValueError(f"unknown JSON backend {name!r}: 'json' or 'orjson'")
     _orjson = None if name == "json" else _ORJSON
+    for listener in _listeners:
+        listener()
     return backend()
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ..exceptions import RemoteProtocolError
+from . import _json
 from .packet import Header, Packet, decode_text, reconstruct
+from .speedups import FAST
 
 
 class Decoder:
@@ -21,6 +23,12 @@ class Decoder:
         if isinstance(data, str):
             if self._pending is not None:
                 raise RemoteProtocolError("text packet while binary attachments were due")
+            fast = FAST.decode
+            # Longer texts: orjson's (in decode_text), where it is the backend.
+            if fast is not None and len(data) < _json.ORJSON_MIN_DECODE:
+                found = fast(data)
+                if found is not None:
+                    return found
             header = decode_text(data, max_attachments=self.max_attachments)
             if header.attachments == 0:
                 packet = header.packet

@@ -117,6 +117,7 @@ async def _read(session: EngineSession, ws: WebSocketConnection) -> bool:
     moved to another task (True)."""
     receive = ws.receive
     feed = session.feed
+    hand_off = partial(_hand_off, session, ws)
     handed_off = False
     try:
         while not session.closed:
@@ -138,7 +139,7 @@ async def _read(session: EngineSession, ws: WebSocketConnection) -> bool:
             del frame
             if waiter is not None:
                 if type(waiter) is CoroutineType:
-                    blocked = await run_here(waiter, partial(_hand_off, session, ws))
+                    blocked = await run_here(waiter, hand_off)
                     del waiter
                     if blocked:
                         handed_off = True
