@@ -76,6 +76,12 @@ def test_decode_differential(head: str, body: str) -> None:
     same(lambda: decoded(head + body))
 
 
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.sampled_from(HEADS), st.text(max_size=30))
+def test_decode_differential_on_any_text(head: str, body: str) -> None:
+    same(lambda: decoded(head + body))  # astral characters, controls and surrogates included
+
+
 @pytest.mark.parametrize("backend", ["json", "orjson"])
 def test_decode_takes_the_common_shapes(backend: str) -> None:
     if backend == "orjson" and _json._ORJSON is None:
