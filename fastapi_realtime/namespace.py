@@ -67,7 +67,7 @@ class Namespace(Broadcaster, UsesMiddlewares):
         self._heads: dict[PacketType, str] = (
             {} if self._msgpack else {PacketType.EVENT: "42" + suffix, PacketType.ACK: "43" + suffix}
         )
-        self._ack_head = "43" + suffix
+        self._ack_head = self._heads.get(PacketType.ACK)  # None: msgpack
         self.adapter: Adapter = server.adapter_factory(self)
         self.recovery: RecoveryStore | None = server.recovery_factory(self)
 
@@ -92,8 +92,9 @@ class Namespace(Broadcaster, UsesMiddlewares):
     def encode_ack(self, data: Any, ack_id: int) -> list[EioFrame]:
         """The frames of an ACK (every acked event sends one): as encode(ack_packet(...))."""
         fast = FAST.frame
-        if fast is not None and not self._msgpack:
-            text = fast(self._ack_head, data, ack_id)
+        head = self._ack_head
+        if fast is not None and head is not None:
+            text = fast(head, data, ack_id)
             if text is not None:
                 return [text]
         return self.encode(ack_packet(self.name, data, ack_id))
